@@ -1,0 +1,168 @@
+"""Command line: ``snfcodec encode | decode | info``. A thin layer over :mod:`snfcodec.api`.
+
+Exit status: 0 success, 1 bad input or failed operation (one line on stderr; ``--debug`` shows the
+traceback), 2 usage errors (click's convention). Outputs are written atomically; an existing output file is
+replaced only when the new one is complete, and the input is never overwritten.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from . import api, codec
+from .errors import SnfError
+from .files import check_not_input, write_atomic
+from .media import image_extension_ok, write_image
+
+
+def _fail_cleanly(func):
+    """Turn user-facing errors into one line on stderr and exit status 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, debug: bool = False, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (SnfError, OSError, MemoryError) as exc:
+            if debug:
+                raise
+            message = str(exc) if isinstance(exc, SnfError) else f"{exc.__class__.__name__}: {exc}"
+            click.echo(f"snfcodec: error: {message}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            click.echo("snfcodec: interrupted", err=True)
+            sys.exit(130)
+
+    return click.option("--debug", is_flag=True, help="Show the full traceback on errors.")(wrapper)
+
+
+def _parse_size(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WxH, e.g. 640x480, got {value!r}") from None
+    return w, h
+
+
+def _parse_crop(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        parts = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 4:
+        raise click.BadParameter(f"expected X,Y,W,H, e.g. 0,0,64,64, got {value!r}")
+    return parts
+
+
+def _parse_alpha(ctx, param, value):
+    if value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter(f"expected 'auto' or a number, got {value!r}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="snfcodec")
+def main():
+    """Store images as sinusoidal neural fields (.snf) and decode them at any resolution."""
+
+
+@main.command()
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .snf file.")
+@click.option("--bpp", type=float, help=f"Target bits per pixel of the whole file [default: {codec.DEFAULT_BPP}].")
+@click.option("--psnr", type=float, help="Stop fitting once the field reaches this PSNR (dB).")
+@click.option("--effort", type=click.Choice(["fast", "default", "slow"]), default="default", show_default=True,
+              help="Step budget.")
+@click.option("--steps", type=click.IntRange(min=0), help="Explicit step budget (overrides --effort).")
+@click.option("--max-seconds", type=click.FloatRange(min=0), help="Stop fitting after this many seconds.")
+@click.option("--alpha", default="auto", show_default=True, callback=_parse_alpha,
+              help="Weight-scaling factor; 1 is plain SIREN.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate [default: auto].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
+@_fail_cleanly
+def encode(input, output, bpp, psnr, effort, steps, max_seconds, alpha, lr, seed, device, quiet, as_json):
+    """Encode the image INPUT into a .snf file."""
+    result = api.encode(input, output, bpp=bpp, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr,
+                        seed=seed, device=device, max_seconds=max_seconds,
+                        progress=not quiet and not as_json and sys.stderr.isatty())
+    if as_json:
+        click.echo(json.dumps(dict(result.summary(), input=input, output=output)))
+    elif not quiet:
+        click.echo(f"{output}: {result.bytes} bytes, {result.bpp:.4f} bpp, {result.psnr:.2f} dB PSNR, "
+                   f"{result.steps}+{result.qat_steps} steps, {result.seconds:.1f} s")
+
+
+@main.command()
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Output image; the format follows the extension.")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), help="Output size factor, e.g. 2 or 1.5.")
+@click.option("--size", callback=_parse_size, help="Output size WxH.")
+@click.option("--crop", callback=_parse_crop, help="Region X,Y,W,H of the original canvas to decode.")
+@_fail_cleanly
+def decode(input, output, scale, size, crop):
+    """Decode the .snf file INPUT into an image."""
+    if scale is not None and size is not None:
+        raise click.UsageError("use either --scale or --size, not both")
+    if not image_extension_ok(output):
+        raise click.UsageError(f"{output}: unknown image extension; use e.g. .png, .jpg, .webp, .bmp, .tif")
+    check_not_input(output, input)
+    pixels = api.decode(input, scale=scale, size=size, crop=crop)
+    write_atomic(output, lambda tmp: write_image(tmp, pixels, _format_of(output)))
+
+
+def _format_of(path: str) -> str | None:
+    from PIL import Image
+
+    return Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+
+
+@main.command()
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the header as JSON.")
+@_fail_cleanly
+def info(input, as_json):
+    """Show everything in the header of the .snf file INPUT."""
+    data = api.info(input)
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    f, t = data["field"], data["tiling"]
+    shape = "x".join(str(v) for v in reversed(data["shape"]))
+    lines = [
+        f"file:        {input} ({data['bytes']} bytes" + (f", {data['bpp']:.4f} bpp)" if "bpp" in data else ")"),
+        f"format:      .snf version {data['version']}, {data['kind']}",
+        f"signal:      {shape}, {data['channels']} channel(s) {data['layout']}".rstrip(),
+        f"field:       {f['sine_layers']} sine layers of width {f['width']}, omega0 {f['omega0']:g}, "
+        f"alpha {f['alpha_first']:g}/{f['alpha_hidden']:g}",
+        f"tiling:      {t['tiles']} tiles of {'x'.join(map(str, reversed(t['tile'])))}, "
+        f"margin {'x'.join(map(str, reversed(t['margin'])))}",
+        f"parameters:  {data['parameters']}",
+    ]
+    if data["sample_rate"]:
+        lines.insert(3, f"sample rate: {data['sample_rate']} Hz")
+    for i, q in enumerate(data["tensors"]):
+        kind = "weights" if i % 2 == 0 else "biases "
+        lines.append(f"  layer {i // 2} {kind} {tuple(q['shape'])}: step {q['step']:.3g}, "
+                     f"symbols [{q['lo']}, {q['hi']}], Laplace loc {q['loc']} scale {q['scale']:.3g}")
+    click.echo("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

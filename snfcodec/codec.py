@@ -1,0 +1,295 @@
+"""Codec orchestration: signal → fitted field → quantized, entropy-coded ``.snf`` bytes, and back.
+
+The core works on any D-dimensional signal flattened to (N, C) values in [-1, 1]; the image functions at the
+bottom only translate pixels and decode requests into that form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import container, entropy, presets
+from .container import Header, TensorHeader
+from .entropy import SymbolModel
+from .errors import SnfFormatError, SnfInputError
+from .field import BatchedSiren, siren
+from .fit import FitOptions, Problem, fit
+from .grid import SamplePlan, pixel_centres, render, resample_axis
+from .media import check_image_array
+from .quantize import admissible_step, dequantize, quantize, relative_steps, sensitivities, steps_for_precision
+
+DEFAULT_BPP = 2.0
+DEFAULT_MAX_SAMPLES = 1 << 28  # output values (samples × channels) one decode may produce
+QAT_FRACTION = 0.1  # quantization-aware fine-tuning steps, as a fraction of the fitting steps
+QAT_LR_RATIO = 0.1
+MIN_QAT_STEPS = 20
+
+
+@dataclass
+class EncodeOptions:
+    bpp: float | None = None  # target bits per pixel of the whole file (images)
+    psnr: float | None = None  # stop fitting once the unquantized field reaches this PSNR (dB)
+    effort: str = "default"  # fast | default | slow: the step budget
+    steps: int | None = None  # explicit step budget (overrides effort)
+    alpha: str | float | tuple[float, float] = "auto"  # weight scaling: "auto", α, or (α_first, α_hidden)
+    lr: float | None = None  # Adam learning rate; None: the preset's choice for the resolved α
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    max_seconds: float | None = None  # wall-time budget for fitting
+    progress: bool = False
+
+
+@dataclass
+class EncodeResult:
+    """What an encode produced and what it measured. ``psnr`` is of the decoded file against the input."""
+
+    data: bytes
+    bpp: float
+    psnr: float
+    seconds: float
+    steps: int  # fitting steps taken (stops early at a PSNR target)
+    qat_steps: int  # quantization-aware fine-tuning steps after fitting
+    fit_psnr: float  # training PSNR of the unquantized field when fitting stopped
+    alpha: tuple[float, float]
+    lr: float
+    device: str
+
+    @property
+    def bytes(self) -> int:
+        return len(self.data)
+
+    def summary(self) -> dict:
+        """JSON-ready numbers (everything except the data)."""
+        out = {k: v for k, v in dataclasses.asdict(self).items() if k != "data"}
+        out["bytes"] = self.bytes
+        out["alpha"] = list(self.alpha)
+        return out
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SnfInputError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise SnfInputError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return torch.device(device)
+
+
+def _resolve_alpha(alpha, config) -> tuple[float, float]:
+    if isinstance(alpha, str):
+        if alpha != "auto":
+            try:
+                alpha = float(alpha)
+            except ValueError:
+                raise SnfInputError(f"alpha must be 'auto' or a number, not {alpha!r}") from None
+        else:
+            return presets.auto_alpha(config)
+    pair = tuple(float(a) for a in alpha) if isinstance(alpha, (tuple, list)) else (float(alpha),) * 2
+    if len(pair) != 2 or not all(math.isfinite(a) and a > 0 for a in pair):
+        raise SnfInputError(f"alpha must be positive, got {alpha!r}")
+    return pair
+
+
+def _step_budget(options: EncodeOptions) -> int:
+    if options.steps is not None:
+        if options.steps < 0:
+            raise SnfInputError(f"steps must be >= 0, got {options.steps}")
+        return int(options.steps)
+    if options.effort not in presets.EFFORT_STEPS:
+        raise SnfInputError(f"effort must be one of {', '.join(presets.EFFORT_STEPS)}, not {options.effort!r}")
+    return presets.EFFORT_STEPS[options.effort]
+
+
+def _pack(tensors: list[torch.Tensor], steps: list[float]) -> tuple[bytes, tuple[TensorHeader, ...]]:
+    """Quantize with the given steps and entropy-code → (payload, per-tensor headers)."""
+    symbols = [quantize(t, s) for t, s in zip(tensors, steps)]
+    models = [SymbolModel.fit(x) for x in symbols]
+    payload = entropy.encode(symbols, models)
+    return payload, tuple(TensorHeader(s, m) for s, m in zip(steps, models))
+
+
+def _search_precision(tensors: list[torch.Tensor], relative: list[float], payload_budget: int) -> float:
+    """Highest precision (see :mod:`snfcodec.quantize`) whose payload fits ``payload_budget`` bytes."""
+    lo, hi = -8.0, 24.0
+
+    def size(precision: float) -> int:
+        return len(_pack(tensors, steps_for_precision(tensors, relative, precision))[0])
+
+    if size(lo) > payload_budget:
+        raise SnfInputError(f"the rate target leaves {payload_budget} bytes for the network, too few for even "
+                            "the coarsest quantization; ask for a higher rate")
+    if size(hi) <= payload_budget:
+        return hi
+    for _ in range(24):
+        mid = 0.5 * (lo + hi)
+        if size(mid) <= payload_budget:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+@dataclass
+class _Fitted:
+    data: bytes
+    steps: int
+    qat_steps: int
+    fit_psnr: float
+    alpha: tuple[float, float]
+    lr: float
+
+
+def encode_signal(target: torch.Tensor, arch: presets.Architecture, kind: int, layout_code: int,
+                  sample_rate: int, budget_bytes: int, options: EncodeOptions) -> _Fitted:
+    """Fit, fine-tune for quantization and pack one signal. target: (N, C) float in [-1, 1], C-order grid."""
+    device = resolve_device(options.device)
+    alpha = _resolve_alpha(options.alpha, arch.field)
+    config = dataclasses.replace(arch.field, alpha_first=alpha[0], alpha_hidden=alpha[1])
+    lr = float(options.lr) if options.lr is not None else presets.auto_lr(config, alpha)
+    if not (math.isfinite(lr) and lr > 0):
+        raise SnfInputError(f"learning rate must be positive, got {options.lr}")
+    steps = _step_budget(options)
+
+    generator = torch.Generator().manual_seed(int(options.seed))
+    model = BatchedSiren(config, arch.tiling.num_tiles, generator).to(device)
+    plan = SamplePlan(arch.tiling, [pixel_centres(n) for n in arch.tiling.shape])
+    problem = Problem(plan, target, device)
+    report = fit(model, problem, FitOptions(steps, lr, options.psnr, options.max_seconds,
+                                            progress=options.progress, desc="fit"))
+
+    empty = tuple(TensorHeader(1.0, SymbolModel(0, 0, 0, 1.0)) for _ in model.tensors())
+    overhead = len(container.write(Header(kind, layout_code, sample_rate, config, arch.tiling, empty), b""))
+    payload_budget = budget_bytes - overhead
+    with torch.no_grad():
+        sens = sensitivities(lambda ts: float(problem.mse(model, ts)), model.tensors(), generator)
+    relative = relative_steps(model.tensors(), sens)
+    q_steps = steps_for_precision(model.tensors(), relative,
+                                  _search_precision(model.tensors(), relative, payload_budget))
+
+    qat_steps = max(MIN_QAT_STEPS, int(QAT_FRACTION * report.steps)) if report.steps > 0 else 0
+    if qat_steps:
+        fit(model, problem, FitOptions(qat_steps, lr * QAT_LR_RATIO, progress=options.progress, desc="qat"),
+            quant_steps=q_steps)
+    # Fine-tuning moved the weights; coarsen the same grid slightly if the payload grew past the budget.
+    tensors = [t.detach().cpu() for t in model.tensors()]
+    for factor in np.geomspace(1.0, 4.0, 64):
+        payload, headers = _pack(tensors, [admissible_step(t, s * factor) for t, s in zip(tensors, q_steps)])
+        if len(payload) <= payload_budget:
+            break
+    else:
+        raise SnfInputError("could not meet the rate target after fine-tuning; ask for a higher rate")
+    data = container.write(Header(kind, layout_code, sample_rate, config, arch.tiling, headers), payload)
+    return _Fitted(data, report.steps, qat_steps, report.psnr, alpha, lr)
+
+
+def read_field(data: bytes) -> tuple[Header, list[torch.Tensor]]:
+    """Parse a ``.snf`` byte string → (header, dequantized float64 tensors in container order)."""
+    header, payload = container.read(data)
+    shapes = header.tensor_shapes()
+    symbols = entropy.decode(payload, [t.model for t in header.tensors], [math.prod(s) for s in shapes])
+    return header, [dequantize(x, t.step, s) for x, t, s in zip(symbols, header.tensors, shapes)]
+
+
+def sample_field(header: Header, tensors: list[torch.Tensor], axes: list[np.ndarray],
+                 max_samples: int = DEFAULT_MAX_SAMPLES) -> np.ndarray:
+    """Evaluate the decoded field on a separable grid → (prod(len(axis)), C) float64, clipped to [-1, 1].
+
+    Runs in float64 on the CPU so that decoding is reproducible bit for bit on any machine with IEEE doubles.
+    """
+    values = math.prod(len(a) for a in axes) * header.channels
+    if values > max_samples:
+        raise SnfFormatError(f"decoding would produce {values} values, more than the limit of {max_samples}; "
+                             "ask for a smaller size or raise max_samples")
+    plan = SamplePlan(header.tiling, axes)
+    out = render(lambda coords, tiles: siren(tensors, coords, header.field.omega0, tiles), plan,
+                 header.channels, torch.float64)
+    return out.clamp_(-1.0, 1.0).numpy()
+
+
+# ---- images ----------------------------------------------------------------------------------------------
+
+def to_uint8(values: np.ndarray) -> np.ndarray:
+    """[-1, 1] floats → uint8 (round half to even)."""
+    return np.clip(np.rint((values + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB over all samples of two uint8 arrays (peak 255)."""
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+
+
+def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
+    """(H, W, C) uint8 → EncodeResult; the rate counts every byte of the file."""
+    start = time.perf_counter()
+    pixels = check_image_array(pixels)
+    H, W, C = pixels.shape
+    bpp = DEFAULT_BPP if options.bpp is None else float(options.bpp)
+    if not (math.isfinite(bpp) and bpp > 0):
+        raise SnfInputError(f"bpp must be a positive number, got {options.bpp}")
+    if options.psnr is not None and not math.isfinite(options.psnr):
+        raise SnfInputError(f"psnr must be a finite number of dB, got {options.psnr}")
+    budget_bytes = int(bpp * H * W / 8)
+    overhead_estimate = container.header_size(2, presets.SINE_LAYERS)
+    budget_params = int((budget_bytes - overhead_estimate) * 8 / presets.BITS_PER_PARAM)
+    arch = presets.image_architecture(H, W, C, budget_params)
+    if arch is None:
+        raise SnfInputError(f"{bpp} bpp is too low for a {W}x{H} image ({budget_bytes} bytes); "
+                            "ask for a higher rate")
+    target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
+    fitted = encode_signal(target, arch, container.KIND_IMAGE, C, 0, budget_bytes, options)
+    seconds = time.perf_counter() - start
+    decoded = decode_image(fitted.data)
+    return EncodeResult(fitted.data, 8 * len(fitted.data) / (H * W), psnr_uint8(decoded, pixels), seconds,
+                        fitted.steps, fitted.qat_steps, fitted.fit_psnr, fitted.alpha, fitted.lr,
+                        str(resolve_device(options.device)))
+
+
+def image_axes(header: Header, scale=None, size=None, crop=None) -> list[np.ndarray]:
+    """Sample positions (rows, columns) for a decode request; see :func:`decode_image`."""
+    H, W = header.tiling.shape
+    x, y, w, h = 0.0, 0.0, float(W), float(H)
+    if crop is not None:
+        try:
+            x, y, w, h = (float(v) for v in crop)
+        except (TypeError, ValueError):
+            raise SnfInputError(f"crop must be four numbers X,Y,W,H, got {crop!r}") from None
+        if not all(math.isfinite(v) for v in (x, y, w, h)):
+            raise SnfInputError(f"crop must be four finite numbers, got {crop!r}")
+        if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > W or y + h > H:
+            raise SnfInputError(f"crop {x:g},{y:g},{w:g},{h:g} is not inside the {W}x{H} canvas")
+    if scale is not None and size is not None:
+        raise SnfInputError("give either a scale or a size, not both")
+    if size is not None:
+        out_w, out_h = (int(v) for v in size)
+        if out_w < 1 or out_h < 1:
+            raise SnfInputError(f"size must be positive, got {out_w}x{out_h}")
+    else:
+        f = 1.0 if scale is None else float(scale)
+        if not (math.isfinite(f) and f > 0):
+            raise SnfInputError(f"scale must be a positive number, got {scale}")
+        out_w, out_h = max(1, round(w * f)), max(1, round(h * f))
+    return [resample_axis(y, h, out_h), resample_axis(x, w, out_w)]
+
+
+def decode_image(data: bytes, scale: float | None = None, size: tuple[int, int] | None = None,
+                 crop: tuple[float, float, float, float] | None = None,
+                 max_samples: int = DEFAULT_MAX_SAMPLES) -> np.ndarray:
+    """``.snf`` bytes → (H, W, C) uint8.
+
+    scale: multiply the output size; size: (width, height) of the output; crop: (x, y, w, h), a region of the
+    original canvas in original pixels. The field is sampled at the centres of the output pixels.
+    """
+    header, tensors = read_field(data)
+    if header.kind != container.KIND_IMAGE:
+        raise SnfInputError(f"this file holds {container.KIND_NAMES[header.kind]}, not an image")
+    axes = image_axes(header, scale, size, crop)
+    values = sample_field(header, tensors, axes, max_samples)
+    return to_uint8(values).reshape(len(axes[0]), len(axes[1]), header.channels)

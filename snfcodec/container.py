@@ -1,0 +1,194 @@
+"""The ``.snf`` v1 container: header, entropy-coded payload, CRC-32. Normative text: ``formats/snf.md``.
+
+The reader trusts nothing: every count and size is checked against hard limits and against the bytes that
+are actually present before anything is allocated, and the CRC-32 over every preceding byte catches any single
+changed bit and any truncation.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import asdict, dataclass
+
+from .entropy import MAX_SCALE, MIN_SCALE, SymbolModel
+from .errors import SnfFormatError
+from .field import FieldConfig
+from .grid import TileLayout
+
+MAGIC = b"\x89SNF"
+VERSION = 1
+KIND_IMAGE, KIND_AUDIO = 1, 2
+KIND_NAMES = {KIND_IMAGE: "image", KIND_AUDIO: "audio"}
+IMAGE_LAYOUTS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+
+_PREFIX = struct.Struct("<4sBBHII")  # magic, version, kind, flags, header_length, payload_length
+_FIXED = struct.Struct("<BBBBHHfffI")  # dims, channels, layout, sine_layers, width, reserved, ω₀, α₁, αₕ, rate
+_TENSOR = struct.Struct("<ffhhh")  # step, scale, lo, hi, loc
+_COUNT = struct.Struct("<HH")  # tensor count, reserved
+_CRC = struct.Struct("<I")
+
+# Hard limits a reader enforces before allocating anything.
+MAX_DIMS = 3
+MAX_CHANNELS = 16
+MAX_WIDTH = 1024
+MAX_SINE_LAYERS = 16
+MAX_EXTENT = 1 << 24  # samples along one dimension
+MAX_TILES = 1 << 16
+MAX_PARAMS = 1 << 24
+
+
+@dataclass(frozen=True)
+class TensorHeader:
+    """Quantization step and entropy model of one parameter tensor."""
+
+    step: float
+    model: SymbolModel
+
+
+@dataclass(frozen=True)
+class Header:
+    kind: int
+    layout_code: int  # image: 1 L, 2 LA, 3 RGB, 4 RGBA; audio: 0
+    sample_rate: int  # audio samples per second; 0 for images
+    field: FieldConfig
+    tiling: TileLayout
+    tensors: tuple[TensorHeader, ...]
+
+    @property
+    def channels(self) -> int:
+        return self.field.out_dim
+
+    def tensor_shapes(self) -> list[tuple[int, int, int]]:
+        """Shape of each stored tensor, container order w0, b0, w1, b1, ...: (tiles, rows, cols)."""
+        T = self.tiling.num_tiles
+        shapes = []
+        for fan_in, fan_out in self.field.layer_shapes():
+            shapes += [(T, fan_in, fan_out), (T, 1, fan_out)]
+        return shapes
+
+    def to_dict(self) -> dict:
+        """Everything in the header, JSON-ready (for ``snfcodec info``)."""
+        return {
+            "version": VERSION,
+            "kind": KIND_NAMES[self.kind],
+            "shape": list(self.tiling.shape),
+            "channels": self.channels,
+            "layout": IMAGE_LAYOUTS.get(self.layout_code, "") if self.kind == KIND_IMAGE else "",
+            "sample_rate": self.sample_rate,
+            "field": asdict(self.field),
+            "tiling": {"tile": list(self.tiling.tile), "margin": list(self.tiling.margin),
+                       "tiles": self.tiling.num_tiles},
+            "parameters": self.tiling.num_tiles * self.field.params_per_field(),
+            "tensors": [{"shape": list(s), "step": t.step, "lo": t.model.lo, "hi": t.model.hi,
+                         "loc": t.model.loc, "scale": t.model.scale}
+                        for s, t in zip(self.tensor_shapes(), self.tensors)],
+        }
+
+
+def header_size(dims: int, sine_layers: int) -> int:
+    """Bytes of a file outside its payload (prefix, header, CRC) for a network of this shape."""
+    return _PREFIX.size + _FIXED.size + 12 * dims + _COUNT.size + 2 * (sine_layers + 1) * _TENSOR.size + _CRC.size
+
+
+def write(header: Header, payload: bytes) -> bytes:
+    """Serialise a header and its entropy-coded payload into a complete ``.snf`` byte string."""
+    f, t = header.field, header.tiling
+    D = len(t.shape)
+    body = _FIXED.pack(D, f.out_dim, header.layout_code, f.sine_layers, f.width, 0, f.omega0, f.alpha_first,
+                       f.alpha_hidden, header.sample_rate)
+    body += struct.pack(f"<{3 * D}I", *t.shape, *t.tile, *t.margin)
+    body += _COUNT.pack(len(header.tensors), 0)
+    for th in header.tensors:
+        m = th.model
+        body += _TENSOR.pack(th.step, m.scale, m.lo, m.hi, m.loc)
+    data = _PREFIX.pack(MAGIC, VERSION, header.kind, 0, len(body), len(payload)) + body + payload
+    return data + _CRC.pack(zlib.crc32(data))
+
+
+def _fail(offset: int, what: str):
+    raise SnfFormatError(f"not a valid .snf file: {what} (at byte {offset})")
+
+
+def read(data: bytes) -> tuple[Header, bytes]:
+    """Parse and validate a ``.snf`` byte string → (header, payload). Raises :class:`SnfFormatError`."""
+    data = bytes(data)
+    if len(data) < _PREFIX.size or data[:4] != MAGIC:
+        _fail(0, "missing the .snf signature")
+    _, version, kind, flags, hlen, plen = _PREFIX.unpack_from(data, 0)
+    if version != VERSION:
+        _fail(4, f"format version {version} is not supported by this reader (it reads version {VERSION}); "
+                 "upgrade snfcodec")
+    if kind not in KIND_NAMES:
+        _fail(5, f"unknown media kind {kind}")
+    if flags != 0:
+        _fail(6, f"unknown flags 0x{flags:04x}")
+    expected = _PREFIX.size + hlen + plen + _CRC.size
+    if len(data) != expected:
+        _fail(len(data), f"file is {len(data)} bytes but its header declares {expected} (truncated or padded)")
+    crc_at = expected - _CRC.size
+    if zlib.crc32(data[:crc_at]) != _CRC.unpack_from(data, crc_at)[0]:
+        _fail(crc_at, "checksum mismatch: the file is damaged")
+
+    pos = _PREFIX.size
+    end = pos + hlen
+    if hlen < _FIXED.size:
+        _fail(8, f"header length {hlen} is too short")
+    D, C, layout, L, width, reserved, omega0, a1, ah, rate = _FIXED.unpack_from(data, pos)
+    checks = [
+        (1 <= D <= MAX_DIMS, f"dimension count {D} outside 1..{MAX_DIMS}"),
+        (1 <= C <= MAX_CHANNELS, f"channel count {C} outside 1..{MAX_CHANNELS}"),
+        (1 <= L <= MAX_SINE_LAYERS, f"sine layer count {L} outside 1..{MAX_SINE_LAYERS}"),
+        (1 <= width <= MAX_WIDTH, f"width {width} outside 1..{MAX_WIDTH}"),
+        (reserved == 0, "reserved field is not zero"),
+        (math.isfinite(omega0) and 0 < omega0 <= 1e4, f"omega0 {omega0} is not a positive finite number"),
+        (math.isfinite(a1) and math.isfinite(ah), "alpha is not finite"),
+    ]
+    if kind == KIND_IMAGE:
+        checks += [(D == 2, f"an image needs 2 dimensions, not {D}"),
+                   (layout in IMAGE_LAYOUTS and layout == C, f"image layout {layout} with {C} channels"),
+                   (rate == 0, "an image has no sample rate")]
+    else:
+        checks += [(D == 1, f"audio needs 1 dimension, not {D}"), (layout == 0, f"audio layout {layout}"),
+                   (1 <= rate <= 10_000_000, f"sample rate {rate} outside 1..10000000")]
+    for ok, what in checks:
+        if not ok:
+            _fail(pos, what)
+    pos += _FIXED.size
+    need = 12 * D + _COUNT.size
+    if end - pos < need:
+        _fail(pos, "header too short for its shape and tiling")
+    dims = struct.unpack_from(f"<{3 * D}I", data, pos)
+    shape, tile, margin = dims[:D], dims[D:2 * D], dims[2 * D:]
+    for d in range(D):
+        if not (1 <= shape[d] <= MAX_EXTENT and 1 <= tile[d] <= MAX_EXTENT and 2 * margin[d] <= tile[d]):
+            _fail(pos, f"invalid shape/tiling {shape}/{tile}/{margin}")
+    tiling = TileLayout(tuple(shape), tuple(tile), tuple(margin))
+    if tiling.num_tiles > MAX_TILES:
+        _fail(pos, f"{tiling.num_tiles} tiles exceed the limit of {MAX_TILES}")
+    field = FieldConfig(D, C, width, L, float(omega0), float(a1), float(ah))
+    if tiling.num_tiles * field.params_per_field() > MAX_PARAMS:
+        _fail(pos, f"network of {tiling.num_tiles * field.params_per_field()} parameters exceeds {MAX_PARAMS}")
+    pos += 12 * D
+    count, reserved = _COUNT.unpack_from(data, pos)
+    pos += _COUNT.size
+    if count != 2 * (L + 1):
+        _fail(pos - _COUNT.size, f"{count} tensors declared, the network has {2 * (L + 1)}")
+    if reserved != 0:
+        _fail(pos - 2, "reserved field is not zero")
+    if end - pos != count * _TENSOR.size:
+        _fail(pos, f"header length {hlen} does not match {count} tensor records")
+    tensors = []
+    for i in range(count):
+        step, scale, lo, hi, loc = _TENSOR.unpack_from(data, pos)
+        if not (math.isfinite(step) and step > 0):
+            _fail(pos, f"tensor {i}: quantization step {step} is not positive and finite")
+        if not (MIN_SCALE <= scale <= MAX_SCALE):
+            _fail(pos, f"tensor {i}: entropy scale {scale} outside {MIN_SCALE}..{MAX_SCALE}")
+        if not lo <= loc <= hi:
+            _fail(pos, f"tensor {i}: symbol range [{lo}, {hi}] does not contain its location {loc}")
+        tensors.append(TensorHeader(float(step), SymbolModel(lo, hi, loc, float(scale))))
+        pos += _TENSOR.size
+    header = Header(kind, layout, rate, field, tiling, tuple(tensors))
+    return header, data[end:crc_at]

@@ -1,0 +1,193 @@
+"""Coordinate grids, tiling and blended rendering.
+
+A signal of shape ``shape`` (H, W for images; N for audio) lives on the continuous canvas
+``[0, shape[0]) × [0, shape[1]) ...``; sample ``i`` of the original sits at the centre ``i + 0.5``. The canvas is
+cut into tiles of ``tile`` samples, one small field per tile. Neighbouring tiles overlap by ``margin`` samples on
+each side of every boundary and are cross-faded with a smoothstep ramp whose weights sum to one everywhere
+(a partition of unity), so the decoded signal is continuous across tile boundaries at any sampling density.
+The encoder fits the *blended* output, so what it optimises is exactly what the decoder produces.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class TileLayout:
+    """Regular tiling of a D-dimensional canvas.
+
+    shape: samples per dimension; tile: core tile size per dimension; margin: cross-fade half-width per
+    dimension (``2 * margin <= tile``).
+    """
+
+    shape: tuple[int, ...]
+    tile: tuple[int, ...]
+    margin: tuple[int, ...]
+
+    def __post_init__(self):
+        if not (len(self.shape) == len(self.tile) == len(self.margin)):
+            raise ValueError("shape, tile and margin need one entry per dimension")
+        for n, t, m in zip(self.shape, self.tile, self.margin):
+            if n < 1 or t < 1 or m < 0 or 2 * m > t:
+                raise ValueError(f"invalid tiling: shape={self.shape} tile={self.tile} margin={self.margin}")
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Tiles per dimension."""
+        return tuple(math.ceil(n / t) for n, t in zip(self.shape, self.tile))
+
+    @property
+    def num_tiles(self) -> int:
+        return math.prod(self.counts)
+
+    def axis_weights(self, d: int, k: int, pos: np.ndarray) -> np.ndarray:
+        """Blend weight of tile ``k`` along dimension ``d`` at canvas positions ``pos`` (float64)."""
+        t, m, last = self.tile[d], self.margin[d], self.counts[d] - 1
+        a, b = k * t, (k + 1) * t
+        w = np.ones_like(pos)
+        if m == 0:
+            if k > 0:
+                w *= pos >= a
+            if k < last:
+                w *= pos < b
+            return w
+        if k > 0:
+            w *= _smoothstep((pos - (a - m)) / (2 * m))
+        if k < last:
+            w *= 1.0 - _smoothstep((pos - (b - m)) / (2 * m))
+        return w
+
+    def axis_window(self, d: int, k: int) -> tuple[float, float]:
+        """Half-open canvas interval outside which tile ``k`` has zero weight along dimension ``d``."""
+        t, m = self.tile[d], self.margin[d]
+        lo = k * t - m if k > 0 else -math.inf
+        hi = (k + 1) * t + m if k < self.counts[d] - 1 else math.inf
+        return lo, hi
+
+    def axis_local(self, d: int, k: int, pos: np.ndarray) -> np.ndarray:
+        """Tile-local coordinate: the tile's core maps to [-1, 1] (the last tile keeps the nominal scale)."""
+        half = self.tile[d] / 2
+        return (pos - (k * self.tile[d] + half)) / half
+
+
+def _smoothstep(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def pixel_centres(n: int) -> np.ndarray:
+    """Canvas positions of the ``n`` original samples along one axis: (n,) float64."""
+    return np.arange(n, dtype=np.float64) + 0.5
+
+
+def resample_axis(start: float, length: float, n_out: int) -> np.ndarray:
+    """Centres of ``n_out`` equal cells covering the canvas interval [start, start + length): (n_out,) float64."""
+    return start + (np.arange(n_out, dtype=np.float64) + 0.5) * (length / n_out)
+
+
+@dataclass
+class _Axis:
+    """Per-dimension sampling tables, one row per tile index along that dimension (padded to ``width``)."""
+
+    local: np.ndarray  # (K, L) float64
+    weight: np.ndarray  # (K, L) float64, 0 on padding
+    index: np.ndarray  # (K, L) int64 into the axis' sample array
+    active: np.ndarray  # (K,) bool: tile row touches at least one sample
+
+
+class SamplePlan:
+    """Which output samples each tile contributes to, with local coordinates and blend weights.
+
+    Built for a separable grid (one sorted position array per dimension), so that crops, other resolutions and
+    the training grid are all the same operation.
+    """
+
+    def __init__(self, layout: TileLayout, axes: Sequence[np.ndarray]):
+        if len(axes) != len(layout.shape):
+            raise ValueError("one axis per dimension")
+        self.layout = layout
+        self.out_shape = tuple(len(a) for a in axes)
+        self._axes: list[_Axis] = []
+        for d, pos in enumerate(axes):
+            pos = np.asarray(pos, dtype=np.float64)
+            ranges = []
+            for k in range(layout.counts[d]):
+                lo, hi = layout.axis_window(d, k)
+                ranges.append((int(np.searchsorted(pos, lo, "left")), int(np.searchsorted(pos, hi, "left"))))
+            width = max(1, max(h - l for l, h in ranges))
+            K = layout.counts[d]
+            local = np.zeros((K, width))
+            weight = np.zeros((K, width))
+            index = np.zeros((K, width), dtype=np.int64)
+            for k, (lo, hi) in enumerate(ranges):
+                p = pos[lo:hi]
+                local[k, : hi - lo] = layout.axis_local(d, k, p)
+                weight[k, : hi - lo] = layout.axis_weights(d, k, p)
+                index[k, : hi - lo] = np.arange(lo, hi)
+            self._axes.append(_Axis(local, weight, index, np.array([h > l for l, h in ranges])))
+
+    @property
+    def points_per_tile(self) -> int:
+        return math.prod(a.local.shape[1] for a in self._axes)
+
+    def active_tiles(self) -> np.ndarray:
+        """Flat ids (C order over ``layout.counts``) of tiles that touch the grid: (T,) int64."""
+        mask = self._axes[0].active
+        for a in self._axes[1:]:
+            mask = np.logical_and.outer(mask, a.active)
+        return np.flatnonzero(mask.reshape(-1))
+
+    def gather(self, tiles: np.ndarray, dtype: torch.dtype = torch.float32):
+        """Tables for the given flat tile ids.
+
+        Returns coords (T, P, D), weights (T, P, 1) and flat output indices (T, P), P = points_per_tile.
+        """
+        multi = np.unravel_index(tiles, self.layout.counts)
+        D = len(self._axes)
+        T = len(tiles)
+        full = (T,) + tuple(a.local.shape[1] for a in self._axes)
+        coords = np.empty(full + (D,))
+        weights = np.ones(full)
+        flat = np.zeros(full, dtype=np.int64)
+        for d, (a, k) in enumerate(zip(self._axes, multi)):
+            coords[..., d] = _expand_row(a.local[k], d, D)
+            weights = weights * _expand_row(a.weight[k], d, D)
+            flat = flat * self.out_shape[d] + _expand_row(a.index[k], d, D)
+        P = self.points_per_tile
+        return (torch.from_numpy(coords.reshape(T, P, D)).to(dtype),
+                torch.from_numpy(weights.reshape(T, P, 1)).to(dtype),
+                torch.from_numpy(flat.reshape(T, P)))
+
+    def batches(self, max_points: int) -> Iterator[np.ndarray]:
+        """Active tile ids in groups of at most ``max_points`` evaluated points (at least one tile each)."""
+        tiles = self.active_tiles()
+        per = max(1, max_points // self.points_per_tile)
+        for i in range(0, len(tiles), per):
+            yield tiles[i : i + per]
+
+
+def _expand_row(rows: np.ndarray, d: int, D: int) -> np.ndarray:
+    """(T, L) → shape (T, 1.., L, ..1) with L on axis d + 1."""
+    shape = [rows.shape[0]] + [1] * D
+    shape[d + 1] = rows.shape[1]
+    return rows.reshape(shape)
+
+
+def render(field: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], plan: SamplePlan, channels: int,
+           dtype: torch.dtype = torch.float64, max_points: int = 1 << 20) -> torch.Tensor:
+    """Evaluate a tiled field on the plan's grid in bounded memory.
+
+    field(coords (T, P, D), tile_ids (T,)) → (T, P, channels). Returns (prod(out_shape), channels).
+    """
+    out = torch.zeros(math.prod(plan.out_shape), channels, dtype=dtype)
+    for tiles in plan.batches(max_points):
+        coords, weights, flat = plan.gather(tiles, dtype)
+        values = field(coords, torch.from_numpy(tiles)) * weights
+        out.index_add_(0, flat.reshape(-1), values.reshape(-1, channels))
+    return out

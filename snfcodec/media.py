@@ -1,0 +1,112 @@
+"""Reading and writing media files (images through Pillow).
+
+Images become ``(H, W, C)`` uint8 arrays with C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA). Alpha is kept as a
+channel of its own and coded like the others. 16-bit and float inputs are scaled to 8 bits, palette images are
+expanded (to RGBA when they carry transparency), CMYK and YCbCr become RGB, EXIF orientation is applied, and an
+animated file contributes its first frame.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import SnfInputError
+
+LAYOUT_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+# Refuse images above this many pixels before decoding them (decompression-bomb guard).
+MAX_IMAGE_PIXELS = 1 << 26
+
+
+def _to_8bit(im: Image.Image) -> Image.Image:
+    """Bring any Pillow mode to one of L, LA, RGB, RGBA."""
+    if im.mode in ("L", "LA", "RGB", "RGBA"):
+        return im
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode == "P":
+        return im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode == "PA":
+        return im.convert("RGBA")
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(im, dtype=np.int64)
+        peak = 65535 if im.mode.startswith("I;16") or a.max(initial=0) > 255 else 255
+        return Image.fromarray(np.clip(np.rint(a * (255.0 / peak)), 0, 255).astype(np.uint8), "L")
+    if im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        peak = 1.0 if a.max(initial=0.0) <= 1.0 else 255.0
+        return Image.fromarray(np.clip(np.rint(a * (255.0 / peak)), 0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBa", "La"):
+        return im.convert("RGBA" if im.mode == "RGBa" else "LA")
+    return im.convert("RGBA" if "A" in im.mode else "RGB")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read an image file → (H, W, C) uint8. Raises :class:`SnfInputError` with a one-line reason."""
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise SnfInputError(f"{name}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(name) as im:
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise SnfInputError(f"{name}: {w}x{h} pixels is more than the {MAX_IMAGE_PIXELS} allowed")
+                im.seek(0)
+                im = ImageOps.exif_transpose(im)
+                im.load()
+                arr = np.asarray(_to_8bit(im))
+    except SnfInputError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise SnfInputError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise SnfInputError(f"{name}: cannot decode image: {exc}") from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise SnfInputError(f"{name}: image has no pixels")
+    return np.ascontiguousarray(arr, dtype=np.uint8)
+
+
+def check_image_array(pixels: np.ndarray) -> np.ndarray:
+    """Validate an in-memory image: (H, W) or (H, W, C) uint8 with C in 1..4 → (H, W, C)."""
+    a = np.asarray(pixels)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    if a.ndim != 3 or a.shape[2] not in LAYOUT_MODES or a.dtype != np.uint8:
+        raise SnfInputError(f"image array must be (H, W, C) uint8 with C in 1..4, got {a.shape} {a.dtype}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise SnfInputError("image array has no pixels")
+    return np.ascontiguousarray(a)
+
+
+def image_extension_ok(path: str | os.PathLike) -> bool:
+    """Whether Pillow can write a file with this name's extension."""
+    Image.init()
+    return os.path.splitext(os.fspath(path))[1].lower() in Image.registered_extensions()
+
+
+def write_image(path: str | os.PathLike, pixels: np.ndarray, fmt: str | None = None) -> None:
+    """Write (H, W, C) uint8 pixels; the format follows the file extension unless ``fmt`` names one.
+
+    Formats without alpha (JPEG, BMP) get the image composited onto white; JPEG is written at quality 95.
+    """
+    name = os.fspath(path)
+    Image.init()
+    fmt = fmt or Image.registered_extensions().get(os.path.splitext(name)[1].lower())
+    if fmt is None:
+        raise SnfInputError(f"{name}: unknown image extension; use e.g. .png, .jpg, .webp, .bmp, .tif")
+    im = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels, LAYOUT_MODES[pixels.shape[2]])
+    options = {}
+    if fmt in ("JPEG", "BMP", "PPM", "EPS", "PCX") and im.mode in ("LA", "RGBA"):
+        base = Image.new(im.mode[:-1], im.size, 255)
+        base.paste(im.convert(im.mode[:-1]), mask=im.getchannel("A"))
+        im = base
+    if fmt == "JPEG":
+        options["quality"] = 95
+    im.save(name, format=fmt, **options)

@@ -1,0 +1,65 @@
+"""Measured rules: which network, tiling, α and learning rate to use for a given signal and bit budget.
+
+Everything here is a choice backed by a measurement (see ``docs/design.md``); the codec core only asks these
+functions, so changing a rule never touches the pipeline.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .field import FieldConfig
+from .grid import TileLayout
+
+# Expected cost of one parameter after quantization-aware fine-tuning and entropy coding.
+BITS_PER_PARAM = 6.5
+EFFORT_STEPS = {"fast": 300, "default": 1000, "slow": 3000}
+DEFAULT_LR = 3e-3
+SINE_LAYERS = 3
+IMAGE_TILE = 64
+IMAGE_MARGIN = 4
+MIN_WIDTH = 4
+
+
+@dataclass(frozen=True)
+class Architecture:
+    field: FieldConfig
+    tiling: TileLayout
+
+    @property
+    def params(self) -> int:
+        return self.field.params_per_field() * self.tiling.num_tiles
+
+
+def _widest(tiling: TileLayout, in_dim: int, out_dim: int, budget_params: int, sine_layers: int) -> int:
+    """Largest width whose network, over all tiles, stays within the parameter budget (0 if none does)."""
+    width = 0
+    while FieldConfig(in_dim, out_dim, width + 1, sine_layers).params_per_field() * tiling.num_tiles \
+            <= budget_params:
+        width += 1
+        if width >= 1024:
+            break
+    return width
+
+
+def image_architecture(height: int, width: int, channels: int, budget_params: int) -> Architecture | None:
+    """Tiles of IMAGE_TILE pixels (smaller images: one tile per short side), widest net within the budget.
+
+    Returns None when not even the narrowest network fits the budget.
+    """
+    tile = min(IMAGE_TILE, max(height, width))
+    tiling = TileLayout((height, width), (tile, tile), (min(IMAGE_MARGIN, tile // 2),) * 2)
+    n = _widest(tiling, 2, channels, budget_params, SINE_LAYERS)
+    if n < MIN_WIDTH:
+        return None
+    return Architecture(FieldConfig(2, channels, n, SINE_LAYERS), tiling)
+
+
+def auto_alpha(config: FieldConfig) -> tuple[float, float]:
+    """(α_first, α_hidden) for ``alpha="auto"``."""
+    return 1.0, 1.0
+
+
+def auto_lr(config: FieldConfig, alpha: tuple[float, float]) -> float:
+    return DEFAULT_LR

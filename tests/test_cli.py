@@ -1,0 +1,79 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from snfcodec.cli import main
+
+
+@pytest.fixture()
+def photo_file(tmp_path, photo32):
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo32).save(path)
+    return path
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_encode_decode_info_round_trip(tmp_path, photo_file):
+    snf = tmp_path / "photo.snf"
+    r = _run("encode", photo_file, "-o", snf, "--bpp", 6, "--steps", 30, "--json")
+    assert r.exit_code == 0, r.output
+    stats = json.loads(r.output)
+    assert stats["bytes"] == os.path.getsize(snf)
+    assert stats["bpp"] == pytest.approx(8 * stats["bytes"] / (32 * 32))
+    for key in ("psnr", "seconds", "steps"):
+        assert key in stats
+
+    out = tmp_path / "big.png"
+    r = _run("decode", snf, "-o", out, "--scale", 2)
+    assert r.exit_code == 0, r.output
+    assert Image.open(out).size == (64, 64)
+
+    r = _run("decode", snf, "-o", tmp_path / "crop.jpg", "--crop", "0,0,16,8", "--size", "32x16")
+    assert r.exit_code == 0, r.output
+    assert Image.open(tmp_path / "crop.jpg").size == (32, 16)
+
+    r = _run("info", snf, "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["shape"] == [32, 32]
+    r = _run("info", snf)
+    assert r.exit_code == 0 and "32x32" in r.output and "tiles" in r.output
+
+
+def test_errors_are_one_line_with_status_1_and_leave_no_file(tmp_path, photo_file):
+    bad = tmp_path / "bad.snf"
+    bad.write_bytes(b"\x89SNF" + b"\x00" * 50)
+    out = tmp_path / "out.png"
+    r = _run("decode", bad, "-o", out)
+    assert r.exit_code == 1
+    assert "error" in r.output and "Traceback" not in r.output
+    assert not out.exists()
+    assert [p.name for p in tmp_path.iterdir() if "part" in p.name] == []
+
+    notimg = tmp_path / "fake.png"
+    notimg.write_bytes(b"hello")
+    r = _run("encode", notimg, "-o", tmp_path / "x.snf")
+    assert r.exit_code == 1 and "fake.png" in r.output
+    assert not (tmp_path / "x.snf").exists()
+
+    r = _run("encode", photo_file, "-o", photo_file)
+    assert r.exit_code == 1 and "overwrite the input" in r.output
+
+
+def test_existing_output_survives_a_failed_decode(tmp_path):
+    out = tmp_path / "keep.png"
+    out.write_bytes(b"precious")
+    bad = tmp_path / "bad.snf"
+    bad.write_bytes(b"garbage")
+    assert _run("decode", bad, "-o", out).exit_code == 1
+    assert out.read_bytes() == b"precious"
+
+
+def test_usage_errors_exit_2(tmp_path, photo_file):
+    assert _run("encode", photo_file).exit_code == 2  # no -o
+    assert _run("decode", photo_file, "-o", tmp_path / "x.png", "--size", "abc").exit_code == 2

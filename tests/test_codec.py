@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+import snfcodec
+from snfcodec import codec
+from snfcodec.errors import SnfInputError
+
+
+def test_encode_meets_the_rate_and_reports_honest_numbers(photo32):
+    result = snfcodec.encode(photo32, bpp=6.0, steps=60)
+    pixels = 32 * 32
+    assert result.bpp == 8 * len(result.data) / pixels
+    assert 0.95 * 6.0 <= result.bpp <= 6.0
+    decoded = snfcodec.decode(result.data)
+    assert decoded.shape == photo32.shape and decoded.dtype == np.uint8
+    assert result.psnr == pytest.approx(codec.psnr_uint8(decoded, photo32))
+    assert result.psnr > 18
+    assert result.steps == 60 and result.qat_steps > 0
+
+
+def test_more_bits_more_quality(photo32):
+    low = snfcodec.encode(photo32, bpp=3.0, steps=80)
+    high = snfcodec.encode(photo32, bpp=12.0, steps=80)
+    assert high.psnr > low.psnr + 1
+
+
+def test_encode_is_reproducible_and_seed_matters(photo32):
+    a = snfcodec.encode(photo32, bpp=4.0, steps=20, seed=7).data
+    b = snfcodec.encode(photo32, bpp=4.0, steps=20, seed=7).data
+    c = snfcodec.encode(photo32, bpp=4.0, steps=20, seed=8).data
+    assert a == b and a != c
+
+
+def test_decode_is_deterministic(tiny_snf):
+    assert snfcodec.decode(tiny_snf, scale=2.5).tobytes() == snfcodec.decode(tiny_snf, scale=2.5).tobytes()
+
+
+def test_decode_sizes_scales_and_crops(tiny_snf):
+    full = snfcodec.decode(tiny_snf)
+    assert snfcodec.decode(tiny_snf, scale=2).shape == (64, 64, 3)
+    assert snfcodec.decode(tiny_snf, scale=1.37).shape == (44, 44, 3)
+    assert snfcodec.decode(tiny_snf, size=(50, 20)).shape == (20, 50, 3)
+    crop = snfcodec.decode(tiny_snf, crop=(8, 4, 16, 12))
+    np.testing.assert_array_equal(crop, full[4:16, 8:24])  # a 1x crop samples the same pixel centres
+    assert snfcodec.decode(tiny_snf, crop=(8, 4, 16, 12), scale=2).shape == (24, 32, 3)
+
+
+def test_upsampled_decode_agrees_with_the_original_grid(tiny_snf):
+    # At 3x, every third output sample (offset 1) sits on an original pixel centre.
+    full = snfcodec.decode(tiny_snf).astype(int)
+    big = snfcodec.decode(tiny_snf, scale=3).astype(int)
+    assert np.abs(big[1::3, 1::3] - full).max() <= 1
+
+
+def test_grayscale_and_alpha_images_keep_their_channels(photo32):
+    gray = photo32[:, :, :1]
+    rgba = np.concatenate([photo32, np.full((32, 32, 1), 200, np.uint8)], axis=2)
+    for img in (gray, rgba):
+        out = snfcodec.decode(snfcodec.encode(img, bpp=8.0, steps=30).data)
+        assert out.shape == img.shape
+    assert snfcodec.info(snfcodec.encode(rgba, bpp=8.0, steps=5).data)["layout"] == "RGBA"
+
+
+def test_bad_requests_are_input_errors(photo32, tiny_snf):
+    with pytest.raises(SnfInputError, match="too low"):
+        snfcodec.encode(photo32, bpp=0.01, steps=5)
+    with pytest.raises(SnfInputError):
+        snfcodec.encode(photo32, bpp=-1)
+    with pytest.raises(SnfInputError):
+        snfcodec.encode(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(SnfInputError, match="effort"):
+        snfcodec.encode(photo32, effort="extreme")
+    with pytest.raises(SnfInputError, match="inside"):
+        snfcodec.decode(tiny_snf, crop=(20, 20, 20, 20))
+    with pytest.raises(SnfInputError):
+        snfcodec.decode(tiny_snf, scale=2, size=(3, 3))
+
+
+def test_output_limit_is_enforced_before_allocating(tiny_snf):
+    with pytest.raises(snfcodec.SnfFormatError, match="limit"):
+        snfcodec.decode(tiny_snf, size=(100_000, 100_000))
+
+
+def test_psnr_target_stops_fitting_early(photo32):
+    result = snfcodec.encode(photo32, bpp=8.0, steps=500, psnr=20.0)
+    assert result.steps < 500 and result.fit_psnr >= 20.0
+
+
+def test_alpha_one_is_plain_siren_and_alpha_is_recorded(photo32):
+    result = snfcodec.encode(photo32, bpp=8.0, steps=5, alpha=1.0)
+    assert result.alpha == (1.0, 1.0)
+    assert snfcodec.info(snfcodec.encode(photo32, bpp=8.0, steps=5, alpha=2.0).data)["field"]["alpha_first"] == 2.0

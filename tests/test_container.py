@@ -1,0 +1,74 @@
+import struct
+import zlib
+
+import pytest
+
+from snfcodec import container
+from snfcodec.container import MAGIC, Header, TensorHeader
+from snfcodec.entropy import SymbolModel
+from snfcodec.errors import SnfFormatError
+from snfcodec.field import FieldConfig
+from snfcodec.grid import TileLayout
+
+
+def _header(**kw):
+    field = FieldConfig(2, 3, 8, 2, 30.0, 1.5, 1.0)
+    tiling = TileLayout((40, 24), (16, 16), (4, 4))
+    tensors = tuple(TensorHeader(0.01 * (i + 1), SymbolModel(-3 - i, 4 + i, i % 2, 1.5)) for i in range(6))
+    return Header(kw.get("kind", 1), 3, 0, field, tiling, tensors)
+
+
+def test_round_trip():
+    h = _header()
+    data = container.write(h, b"\x01\x02\x03\x04" * 3)
+    h2, payload = container.read(data)
+    assert payload == b"\x01\x02\x03\x04" * 3
+    assert h2.field == h.field and h2.tiling == h.tiling and h2.kind == 1 and h2.channels == 3
+    for a, b in zip(h.tensors, h2.tensors):
+        assert a.model == b.model and a.step == pytest.approx(b.step, rel=1e-7)
+    assert len(data) == container.header_size(2, 2) + 12
+    assert h2.to_dict()["parameters"] == 6 * FieldConfig(2, 3, 8, 2).params_per_field()
+
+
+def test_every_truncation_is_rejected():
+    data = container.write(_header(), b"\x00" * 8)
+    for n in range(len(data)):
+        with pytest.raises(SnfFormatError):
+            container.read(data[:n])
+
+
+def test_every_single_bit_flip_is_rejected():
+    data = container.write(_header(), b"\x10\x20\x30\x40" * 2)
+    for i in range(len(data)):
+        for bit in range(8):
+            bad = bytearray(data)
+            bad[i] ^= 1 << bit
+            with pytest.raises(SnfFormatError):
+                container.read(bytes(bad))
+
+
+def _resign(data: bytes) -> bytes:
+    body = data[:-4]
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def test_unknown_version_is_refused_with_a_clear_message():
+    data = bytearray(container.write(_header(), b""))
+    data[4] = 2
+    with pytest.raises(SnfFormatError, match="version 2 is not supported"):
+        container.read(_resign(bytes(data)))
+
+
+def test_valid_checksum_does_not_excuse_insane_sizes():
+    data = bytearray(container.write(_header(), b""))
+    # Overwrite the first shape entry (height) with 2^31 and re-sign the file: still refused, before allocating.
+    offset = 16 + struct.calcsize("<BBBBHHfffI")
+    data[offset:offset + 4] = struct.pack("<I", 1 << 31)
+    with pytest.raises(SnfFormatError, match="shape"):
+        container.read(_resign(bytes(data)))
+
+
+def test_not_an_snf_file():
+    with pytest.raises(SnfFormatError, match="signature"):
+        container.read(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    assert MAGIC == b"\x89SNF"

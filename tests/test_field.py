@@ -1,0 +1,65 @@
+import math
+
+import pytest
+import torch
+
+from snfcodec.field import BatchedSiren, FieldConfig, init_bounds, siren
+
+
+def _model(alpha_first=1.0, alpha_hidden=1.0, width=64, tiles=8):
+    cfg = FieldConfig(2, 3, width, 3, 30.0, alpha_first, alpha_hidden)
+    return BatchedSiren(cfg, tiles, torch.Generator().manual_seed(1)), cfg
+
+
+def test_plain_siren_init_bounds_match_the_paper():
+    model, cfg = _model()
+    n = cfg.width
+    expected = [1 / 2, math.sqrt(6 / n) / 30, math.sqrt(6 / n) / 30, math.sqrt(6 / n) / 30]
+    for w, bound in zip(model.weights, expected):
+        assert w.abs().max() <= bound
+        # A uniform distribution fills its range: max close to the bound, std close to bound / √3.
+        assert w.abs().max() > 0.95 * bound
+        assert w.std().item() == pytest.approx(bound / math.sqrt(3), rel=0.05)
+
+
+@pytest.mark.parametrize("alpha", [1.5, 2.5])
+def test_weight_scaling_multiplies_all_but_the_last_layer(alpha):
+    plain, _ = _model()
+    scaled, cfg = _model(alpha, alpha)
+    # Same generator seed: the scaled weights are exactly α times the plain ones, except the last layer.
+    for k, (w0, w1) in enumerate(zip(plain.weights, scaled.weights)):
+        factor = 1.0 if k == len(plain.weights) - 1 else alpha
+        torch.testing.assert_close(w1, w0 * factor)
+    for b0, b1 in zip(plain.biases, scaled.biases):
+        torch.testing.assert_close(b0, b1)
+    assert init_bounds(cfg)[0] == pytest.approx(alpha / 2)
+
+
+def test_first_and_hidden_alpha_are_independent():
+    _, cfg = _model(2.0, 1.0)
+    plain = init_bounds(FieldConfig(2, 3, 64))
+    got = init_bounds(cfg)
+    assert got[0] == pytest.approx(2 * plain[0]) and got[1:] == pytest.approx(plain[1:])
+
+
+def test_batched_fields_are_independent():
+    model, _ = _model(tiles=4)
+    coords = torch.rand(4, 10, 2) * 2 - 1
+    out = model(coords)
+    assert out.shape == (4, 10, 3)
+    # Field 2 alone, through the functional form with an index tensor, gives the same numbers.
+    single = siren(model.tensors(), coords[2:3], 30.0, torch.tensor([2]))
+    torch.testing.assert_close(single, out[2:3])
+    # Changing field 0's parameters leaves the others' outputs alone.
+    with torch.no_grad():
+        model.weights[0][0].add_(1.0)
+    out2 = model(coords)
+    assert not torch.allclose(out2[0], out[0])
+    torch.testing.assert_close(out2[1:], out[1:])
+
+
+def test_param_count():
+    cfg = FieldConfig(2, 3, 10, 3)
+    assert cfg.params_per_field() == (2 * 10 + 10) + 2 * (10 * 10 + 10) + (10 * 3 + 3)
+    model = BatchedSiren(cfg, 5)
+    assert sum(p.numel() for p in model.parameters()) == 5 * cfg.params_per_field()

@@ -1,0 +1,41 @@
+import numpy as np
+import torch
+
+from snfcodec.quantize import (MAX_SYMBOL, dequantize, fake_quantize, quantize, relative_steps, sensitivities,
+                               steps_for_precision)
+
+
+def test_quantization_error_is_at_most_half_a_step():
+    t = torch.randn(1000, dtype=torch.float64)
+    for step in (0.5, 0.01, 1e-4):
+        back = dequantize(quantize(t, step), step, t.shape)
+        assert (back - t).abs().max() <= step / 2 + 1e-12
+
+
+def test_fake_quantize_forward_matches_and_gradient_passes_through():
+    t = torch.randn(50, requires_grad=True)
+    q = fake_quantize(t, 0.1)
+    torch.testing.assert_close(q.detach(), torch.round(t.detach() / 0.1) * 0.1)
+    q.sum().backward()
+    torch.testing.assert_close(t.grad, torch.ones_like(t))
+
+
+def test_steps_shrink_with_precision_and_respect_symbol_range():
+    tensors = [torch.randn(100), torch.randn(10) * 50]
+    rel = [1.0, 1.0]
+    coarse = steps_for_precision(tensors, rel, 2)
+    fine = steps_for_precision(tensors, rel, 6)
+    assert all(f < c for f, c in zip(fine, coarse))
+    extreme = steps_for_precision(tensors, rel, 40)
+    for t, s in zip(tensors, extreme):
+        assert np.abs(quantize(t, s)).max() <= MAX_SYMBOL
+
+
+def test_sensitive_tensors_get_finer_steps():
+    a, b = torch.randn(100), torch.randn(100)
+    # Loss ten-thousand times more sensitive to the first tensor than to the second.
+    loss = lambda ts: float((1e4 * (ts[0] - a) ** 2).sum() + ((ts[1] - b) ** 2).sum() + 1.0)
+    g = sensitivities(loss, [a, b], torch.Generator().manual_seed(0))
+    assert g[0] / g[1] > 1e3
+    rel = relative_steps([a, b], g)
+    assert rel[0] < rel[1] / 30
