@@ -10,6 +10,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -26,6 +27,8 @@ from .quantize import admissible_step, dequantize, quantize, relative_steps, sen
 
 DEFAULT_BPP = 2.0
 DEFAULT_MAX_SAMPLES = 1 << 28  # output values (samples × channels) one decode may produce
+MAX_DECODE_WORK = 1 << 38  # multiply-adds one decode may need (a crafted file must not burn hours of CPU)
+BAND_VALUES = 1 << 21  # output values rendered per band
 QAT_FRACTION = 0.1  # quantization-aware fine-tuning steps, as a fraction of the fitting steps
 QAT_LR_RATIO = 0.1
 MIN_QAT_STEPS = 20
@@ -198,19 +201,33 @@ def read_field(data: bytes) -> tuple[Header, list[torch.Tensor]]:
 
 
 def sample_field(header: Header, tensors: list[torch.Tensor], axes: list[np.ndarray],
+                 convert: Callable[[np.ndarray], np.ndarray], dtype: np.dtype,
                  max_samples: int = DEFAULT_MAX_SAMPLES) -> np.ndarray:
-    """Evaluate the decoded field on a separable grid → (prod(len(axis)), C) float64, clipped to [-1, 1].
+    """Evaluate the decoded field on a separable grid → (len(axes[0]), ..., C) array of ``dtype``.
 
-    Runs in float64 on the CPU so that decoding is reproducible bit for bit on any machine with IEEE doubles.
+    Values are clipped to [-1, 1] and passed through ``convert`` band by band along the first axis, so memory
+    beyond the output itself stays bounded. Runs in float64 on the CPU so that decoding is reproducible bit for
+    bit on any machine with IEEE doubles.
     """
-    values = math.prod(len(a) for a in axes) * header.channels
+    shape = tuple(len(a) for a in axes) + (header.channels,)
+    values = math.prod(shape)
     if values > max_samples:
         raise SnfFormatError(f"decoding would produce {values} values, more than the limit of {max_samples}; "
                              "ask for a smaller size or raise max_samples")
-    plan = SamplePlan(header.tiling, axes)
-    out = render(lambda coords, tiles: siren(tensors, coords, header.field.omega0, tiles), plan,
-                 header.channels, torch.float64)
-    return out.clamp_(-1.0, 1.0).numpy()
+    # Upper bound of the work: every point is evaluated by at most 2^D tiles.
+    work = values // header.channels * 2 ** len(axes) * header.field.params_per_field()
+    if work > MAX_DECODE_WORK:
+        raise SnfFormatError(f"decoding would take about {work:.2e} multiply-adds, more than the limit of "
+                             f"{MAX_DECODE_WORK:.2e}; ask for a smaller size")
+    out = np.empty(shape, dtype=dtype)
+    row = values // shape[0]
+    band = max(1, BAND_VALUES // row)
+    field = lambda coords, tiles: siren(tensors, coords, header.field.omega0, tiles)
+    for r in range(0, shape[0], band):
+        plan = SamplePlan(header.tiling, [axes[0][r:r + band]] + list(axes[1:]))
+        part = render(field, plan, header.channels, torch.float64).clamp_(-1.0, 1.0).numpy()
+        out[r:r + band] = convert(part).reshape((-1,) + shape[1:])
+    return out
 
 
 # ---- images ----------------------------------------------------------------------------------------------
@@ -241,8 +258,10 @@ def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
     budget_params = int((budget_bytes - overhead_estimate) * 8 / presets.BITS_PER_PARAM)
     arch = presets.image_architecture(H, W, C, budget_params)
     if arch is None:
-        raise SnfInputError(f"{bpp} bpp is too low for a {W}x{H} image ({budget_bytes} bytes); "
-                            "ask for a higher rate")
+        smallest = presets.image_architecture(H, W, C, 1 << 30)
+        need = overhead_estimate + smallest.tiling.num_tiles * presets.min_field_bytes(2, C)
+        raise SnfInputError(f"{bpp:g} bpp is too low for a {W}x{H} image ({budget_bytes} bytes); "
+                            f"ask for at least {8 * need / (H * W):.3g} bpp")
     target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
     fitted = encode_signal(target, arch, container.KIND_IMAGE, C, 0, budget_bytes, options)
     seconds = time.perf_counter() - start
@@ -291,5 +310,4 @@ def decode_image(data: bytes, scale: float | None = None, size: tuple[int, int] 
     if header.kind != container.KIND_IMAGE:
         raise SnfInputError(f"this file holds {container.KIND_NAMES[header.kind]}, not an image")
     axes = image_axes(header, scale, size, crop)
-    values = sample_field(header, tensors, axes, max_samples)
-    return to_uint8(values).reshape(len(axes[0]), len(axes[1]), header.channels)
+    return sample_field(header, tensors, axes, to_uint8, np.uint8, max_samples)

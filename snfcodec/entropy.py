@@ -68,6 +68,8 @@ def decode(payload: bytes, models: list[SymbolModel], counts: list[int]) -> list
                 out.append(np.full(n, model.lo, dtype=np.int32))
             else:
                 out.append(np.asarray(decoder.decode(model._model(), n), dtype=np.int32))
-    except Exception as exc:  # constriction reports corrupt streams as ValueError/AssertionError
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # constriction's Rust panics derive from BaseException
         raise SnfFormatError(f"entropy-coded payload is corrupt: {exc}") from None
     return out

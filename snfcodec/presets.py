@@ -56,6 +56,11 @@ def image_architecture(height: int, width: int, channels: int, budget_params: in
     return Architecture(FieldConfig(2, channels, n, SINE_LAYERS), tiling)
 
 
+def min_field_bytes(in_dim: int, out_dim: int) -> int:
+    """Expected size of the narrowest field the presets use (for error messages)."""
+    return math.ceil(FieldConfig(in_dim, out_dim, MIN_WIDTH, SINE_LAYERS).params_per_field() * BITS_PER_PARAM / 8)
+
+
 def auto_alpha(config: FieldConfig) -> tuple[float, float]:
     """(α_first, α_hidden) for ``alpha="auto"``."""
     return 1.0, 1.0
