@@ -62,8 +62,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 arr = np.asarray(_to_8bit(im))
     except SnfInputError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise SnfInputError(f"{name}: not a readable image ({exc.__class__.__name__})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise SnfInputError(f"{name}: image has more pixels than allowed ({exc})") from None
+    except UnidentifiedImageError:
+        raise SnfInputError(f"{name}: not a readable image (unknown or damaged format)") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise SnfInputError(f"{name}: cannot decode image: {exc}") from None
     if arr.ndim == 2:
@@ -104,7 +106,7 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, fmt: str | None = N
     im = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels, LAYOUT_MODES[pixels.shape[2]])
     options = {}
     if fmt in ("JPEG", "BMP", "PPM", "EPS", "PCX") and im.mode in ("LA", "RGBA"):
-        base = Image.new(im.mode[:-1], im.size, 255)
+        base = Image.new(im.mode[:-1], im.size, "white")
         base.paste(im.convert(im.mode[:-1]), mask=im.getchannel("A"))
         im = base
     if fmt == "JPEG":
