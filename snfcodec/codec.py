@@ -22,10 +22,11 @@ from .errors import SnfFormatError, SnfInputError
 from .field import BatchedSiren, siren
 from .fit import FitOptions, Problem, fit
 from .grid import SamplePlan, pixel_centres, render, resample_axis
-from .media import check_image_array
+from .media import check_audio_array, check_image_array
 from .quantize import admissible_step, dequantize, quantize, relative_steps, sensitivities, steps_for_precision
 
 DEFAULT_BPP = 2.0
+DEFAULT_KBPS = 64.0
 DEFAULT_MAX_SAMPLES = 1 << 28  # output values (samples × channels) one decode may produce
 MAX_DECODE_WORK = 1 << 38  # multiply-adds one decode may need (a crafted file must not burn hours of CPU)
 BAND_VALUES = 1 << 21  # output values rendered per band
@@ -37,6 +38,7 @@ MIN_QAT_STEPS = 20
 @dataclass
 class EncodeOptions:
     bpp: float | None = None  # target bits per pixel of the whole file (images)
+    kbps: float | None = None  # target kilobits per second of the whole file (audio)
     psnr: float | None = None  # stop fitting once the unquantized field reaches this PSNR (dB)
     effort: str = "default"  # fast | default | slow: the step budget
     steps: int | None = None  # explicit step budget (overrides effort)
@@ -53,7 +55,7 @@ class EncodeResult:
     """What an encode produced and what it measured. ``psnr`` is of the decoded file against the input."""
 
     data: bytes
-    bpp: float
+    bpp: float | None  # images: 8 · bytes / pixels
     psnr: float
     seconds: float
     steps: int  # fitting steps taken (stops early at a PSNR target)
@@ -62,6 +64,7 @@ class EncodeResult:
     alpha: tuple[float, float]
     lr: float
     device: str
+    kbps: float | None = None  # audio: 8 · bytes / duration / 1000 (bpp is None then)
 
     @property
     def bytes(self) -> int:
@@ -243,32 +246,55 @@ def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
 
 
+def _positive(name: str, value, default: float) -> float:
+    v = default if value is None else float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise SnfInputError(f"{name} must be a positive number, got {value}")
+    return v
+
+
+def _architecture(budget_bytes: int, dims: int, arch_for: Callable[[int], presets.Architecture | None],
+                  what: str, unit: Callable[[int], str]) -> presets.Architecture:
+    """The preset architecture for a byte budget, or an error that says which rate would work."""
+    overhead = container.header_size(dims, presets.SINE_LAYERS)
+    arch = arch_for(int((budget_bytes - overhead) * 8 / presets.BITS_PER_PARAM))
+    if arch is None:
+        smallest = arch_for(1 << 40)
+        need = overhead + smallest.tiling.num_tiles * presets.min_field_bytes(dims, smallest.field.out_dim)
+        raise SnfInputError(f"the rate is too low for {what} ({budget_bytes} bytes); ask for at least "
+                            f"{unit(need)}")
+    return arch
+
+
+def _encode(target: torch.Tensor, arch: presets.Architecture, kind: int, layout_code: int, sample_rate: int,
+            budget_bytes: int, options: EncodeOptions, start: float):
+    if options.psnr is not None and not math.isfinite(options.psnr):
+        raise SnfInputError(f"psnr must be a finite number of dB, got {options.psnr}")
+    fitted = encode_signal(target, arch, kind, layout_code, sample_rate, budget_bytes, options)
+    return fitted, time.perf_counter() - start
+
+
+def _result(fitted: _Fitted, seconds: float, psnr: float, options: EncodeOptions, **rate) -> EncodeResult:
+    return EncodeResult(fitted.data, rate.get("bpp"), psnr, seconds, fitted.steps, fitted.qat_steps,
+                        fitted.fit_psnr, fitted.alpha, fitted.lr, str(resolve_device(options.device)),
+                        rate.get("kbps"))
+
+
 def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
     """(H, W, C) uint8 → EncodeResult; the rate counts every byte of the file."""
     start = time.perf_counter()
     pixels = check_image_array(pixels)
     H, W, C = pixels.shape
-    bpp = DEFAULT_BPP if options.bpp is None else float(options.bpp)
-    if not (math.isfinite(bpp) and bpp > 0):
-        raise SnfInputError(f"bpp must be a positive number, got {options.bpp}")
-    if options.psnr is not None and not math.isfinite(options.psnr):
-        raise SnfInputError(f"psnr must be a finite number of dB, got {options.psnr}")
+    if options.kbps is not None:
+        raise SnfInputError("kbps is a rate for audio; give images a rate in bits per pixel (bpp)")
+    bpp = _positive("bpp", options.bpp, DEFAULT_BPP)
     budget_bytes = int(bpp * H * W / 8)
-    overhead_estimate = container.header_size(2, presets.SINE_LAYERS)
-    budget_params = int((budget_bytes - overhead_estimate) * 8 / presets.BITS_PER_PARAM)
-    arch = presets.image_architecture(H, W, C, budget_params)
-    if arch is None:
-        smallest = presets.image_architecture(H, W, C, 1 << 30)
-        need = overhead_estimate + smallest.tiling.num_tiles * presets.min_field_bytes(2, C)
-        raise SnfInputError(f"{bpp:g} bpp is too low for a {W}x{H} image ({budget_bytes} bytes); "
-                            f"ask for at least {8 * need / (H * W):.3g} bpp")
+    arch = _architecture(budget_bytes, 2, lambda p: presets.image_architecture(H, W, C, p), f"a {W}x{H} image",
+                         lambda b: f"{8 * b / (H * W):.3g} bpp")
     target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
-    fitted = encode_signal(target, arch, container.KIND_IMAGE, C, 0, budget_bytes, options)
-    seconds = time.perf_counter() - start
-    decoded = decode_image(fitted.data)
-    return EncodeResult(fitted.data, 8 * len(fitted.data) / (H * W), psnr_uint8(decoded, pixels), seconds,
-                        fitted.steps, fitted.qat_steps, fitted.fit_psnr, fitted.alpha, fitted.lr,
-                        str(resolve_device(options.device)))
+    fitted, seconds = _encode(target, arch, container.KIND_IMAGE, C, 0, budget_bytes, options, start)
+    psnr = psnr_uint8(decode_image(fitted.data), pixels)
+    return _result(fitted, seconds, psnr, options, bpp=8 * len(fitted.data) / (H * W))
 
 
 def image_axes(header: Header, scale=None, size=None, crop=None) -> list[np.ndarray]:
@@ -311,3 +337,54 @@ def decode_image(data: bytes, scale: float | None = None, size: tuple[int, int] 
         raise SnfInputError(f"this file holds {container.KIND_NAMES[header.kind]}, not an image")
     axes = image_axes(header, scale, size, crop)
     return sample_field(header, tensors, axes, to_uint8, np.uint8, max_samples)
+
+
+# ---- audio -----------------------------------------------------------------------------------------------
+
+def psnr_float(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of float signals in [-1, 1] (peak-to-peak 2)."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(4.0 / mse)
+
+
+def encode_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions) -> EncodeResult:
+    """(N, C) float samples in [-1, 1] at ``sample_rate`` Hz → EncodeResult (rate in kb/s)."""
+    start = time.perf_counter()
+    samples = check_audio_array(samples)
+    N, C = samples.shape
+    if not (isinstance(sample_rate, (int, np.integer)) and 1 <= sample_rate <= 10_000_000):
+        raise SnfInputError(f"sample rate must be a whole number of Hz in 1..10000000, got {sample_rate!r}")
+    if options.bpp is not None:
+        raise SnfInputError("bpp is a rate for images; give audio a rate in kilobits per second (kbps)")
+    kbps = _positive("kbps", options.kbps, DEFAULT_KBPS)
+    duration = N / sample_rate
+    budget_bytes = int(kbps * 1000 * duration / 8)
+    arch = _architecture(budget_bytes, 1, lambda p: presets.audio_architecture(N, C, sample_rate, p),
+                         f"{duration:.3g} s of audio", lambda b: f"{8 * b / duration / 1000:.3g} kbps")
+    target = torch.from_numpy(samples)
+    fitted, seconds = _encode(target, arch, container.KIND_AUDIO, 0, int(sample_rate), budget_bytes, options,
+                              start)
+    psnr = psnr_float(decode_audio(fitted.data)[0], samples)
+    return _result(fitted, seconds, psnr, options, kbps=8 * len(fitted.data) / duration / 1000)
+
+
+def audio_axis(header: Header, sample_rate: int | None = None) -> np.ndarray:
+    """Sampling instants for a decode at ``sample_rate``: round(N · new / old) samples, sample j at time j / new."""
+    n, rate = header.tiling.shape[0], header.sample_rate
+    new = rate if sample_rate is None else sample_rate
+    if not (isinstance(new, (int, np.integer)) and new >= 1):
+        raise SnfInputError(f"sample rate must be a positive whole number of Hz, got {sample_rate!r}")
+    count = max(1, round(n * new / rate))
+    return np.arange(count, dtype=np.float64) * (rate / new) + 0.5
+
+
+def decode_audio(data: bytes, sample_rate: int | None = None,
+                 max_samples: int = DEFAULT_MAX_SAMPLES) -> tuple[np.ndarray, int]:
+    """``.snf`` bytes → ((N, C) float32 in [-1, 1], sample rate). Another ``sample_rate`` samples the field
+    itself at that rate (no PCM resampling)."""
+    header, tensors = read_field(data)
+    if header.kind != container.KIND_AUDIO:
+        raise SnfInputError(f"this file holds {container.KIND_NAMES[header.kind]}, not audio")
+    axis = audio_axis(header, sample_rate)
+    out = sample_field(header, tensors, [axis], lambda v: v.astype(np.float32), np.float32, max_samples)
+    return out, header.sample_rate if sample_rate is None else int(sample_rate)

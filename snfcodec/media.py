@@ -1,9 +1,12 @@
-"""Reading and writing media files (images through Pillow).
+"""Reading and writing media files: images through Pillow, audio through PyAV.
 
 Images become ``(H, W, C)`` uint8 arrays with C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA). Alpha is kept as a
 channel of its own and coded like the others. 16-bit and float inputs are scaled to 8 bits, palette images are
 expanded (to RGBA when they carry transparency), CMYK and YCbCr become RGB, EXIF orientation is applied, and an
 animated file contributes its first frame.
+
+Audio becomes ``(samples, channels)`` float32 in [-1, 1] plus its sample rate; the first audio stream of any
+container FFmpeg reads (WAV, FLAC, MP3, Ogg, Opus, M4A, ...) is used, at its own rate and channel count.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import os
 import warnings
 
+import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -112,3 +116,84 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, fmt: str | None = N
     if fmt == "JPEG":
         options["quality"] = 95
     im.save(name, format=fmt, **options)
+
+
+# FFmpeg's default layout for each channel count (the channel order a decoded file gets).
+AUDIO_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+AUDIO_CODECS = {".wav": ("wav", "pcm_s16le"), ".flac": ("flac", "flac")}
+MAX_AUDIO_SAMPLES = 1 << 31  # values (samples × channels) one input may hold
+
+
+def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """Read the first audio stream → ((N, C) float32 in [-1, 1], sample rate). Raises :class:`SnfInputError`."""
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise SnfInputError(f"{name}: no such file")
+    try:
+        with av.open(name) as container:
+            if not container.streams.audio:
+                raise SnfInputError(f"{name}: no audio stream")
+            stream = container.streams.audio[0]
+            channels = len(stream.layout.channels)
+            rate = stream.rate
+            if not channels or not rate:
+                raise SnfInputError(f"{name}: audio stream has no channels or no sample rate")
+            if channels > max(AUDIO_LAYOUTS):
+                raise SnfInputError(f"{name}: {channels} channels; at most {max(AUDIO_LAYOUTS)} are supported")
+            resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=rate)
+            chunks, total = [], 0
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+                    total += chunks[-1].size
+                    if total > MAX_AUDIO_SAMPLES:
+                        raise SnfInputError(f"{name}: more than {MAX_AUDIO_SAMPLES} audio values")
+            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    except SnfInputError:
+        raise
+    except av.error.FFmpegError as exc:
+        raise SnfInputError(f"{name}: cannot decode audio: {exc.strerror or exc}") from None
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    if samples.size == 0:
+        raise SnfInputError(f"{name}: audio has no samples")
+    return np.clip(samples.reshape(-1, channels), -1.0, 1.0).astype(np.float32), int(rate)
+
+
+def check_audio_array(samples: np.ndarray) -> np.ndarray:
+    """Validate in-memory audio: (N,) or (N, C) floats in [-1, 1], C in 1..8 → (N, C) float32."""
+    a = np.asarray(samples)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or not np.issubdtype(a.dtype, np.floating) or not 1 <= a.shape[1] <= max(AUDIO_LAYOUTS):
+        raise SnfInputError(f"audio array must be (samples, channels) floats with 1..8 channels, got "
+                            f"{a.shape} {a.dtype}")
+    if a.shape[0] == 0:
+        raise SnfInputError("audio has no samples")
+    if not np.all(np.isfinite(a)):
+        raise SnfInputError("audio contains NaN or infinite samples")
+    return np.ascontiguousarray(np.clip(a, -1.0, 1.0), dtype=np.float32)
+
+
+def audio_extension_ok(path: str | os.PathLike) -> bool:
+    return os.path.splitext(os.fspath(path))[1].lower() in AUDIO_CODECS
+
+
+def write_audio(path: str | os.PathLike, samples: np.ndarray, rate: int, fmt: str | None = None) -> None:
+    """Write (N, C) float samples in [-1, 1] as 16-bit PCM in WAV or FLAC (by extension unless ``fmt``)."""
+    name = os.fspath(path)
+    ext = fmt or os.path.splitext(name)[1].lower()
+    if ext not in AUDIO_CODECS:
+        raise SnfInputError(f"{name}: unknown audio extension; use .wav or .flac")
+    container_format, codec = AUDIO_CODECS[ext]
+    channels = samples.shape[1]
+    pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
+    with av.open(name, "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate, layout=AUDIO_LAYOUTS[channels])
+        for start in range(0, len(pcm), 4096):
+            block = np.ascontiguousarray(pcm[start:start + 4096]).reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(block, format="s16", layout=AUDIO_LAYOUTS[channels])
+            frame.rate = rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)

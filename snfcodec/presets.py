@@ -56,13 +56,37 @@ def image_architecture(height: int, width: int, channels: int, budget_params: in
     return Architecture(FieldConfig(2, channels, n, SINE_LAYERS), tiling)
 
 
+AUDIO_WIDTH = 16  # segment length is chosen so that each segment's field has about this width
+AUDIO_MARGIN = 32  # cross-fade half-width between segments, in samples
+MIN_SEGMENT = 64
+
+
+def audio_architecture(samples: int, channels: int, sample_rate: int, budget_params: int) -> Architecture | None:
+    """Segments sized so that each field is about AUDIO_WIDTH wide at this budget; widest net that fits."""
+    per_sample = budget_params / samples
+    if per_sample <= 0:
+        return None
+    target = FieldConfig(1, channels, AUDIO_WIDTH, SINE_LAYERS).params_per_field()
+    segment = int(min(samples, max(MIN_SEGMENT, round(target / per_sample))))
+    tiling = TileLayout((samples,), (segment,), (min(AUDIO_MARGIN, segment // 2),))
+    n = _widest(tiling, 1, channels, budget_params, SINE_LAYERS)
+    if n < MIN_WIDTH:
+        return None
+    return Architecture(FieldConfig(1, channels, n, SINE_LAYERS), tiling)
+
+
 def min_field_bytes(in_dim: int, out_dim: int) -> int:
     """Expected size of the narrowest field the presets use (for error messages)."""
     return math.ceil(FieldConfig(in_dim, out_dim, MIN_WIDTH, SINE_LAYERS).params_per_field() * BITS_PER_PARAM / 8)
 
 
+AUDIO_ALPHA_FIRST = 4.0
+
+
 def auto_alpha(config: FieldConfig) -> tuple[float, float]:
     """(α_first, α_hidden) for ``alpha="auto"``."""
+    if config.in_dim == 1:
+        return AUDIO_ALPHA_FIRST, 1.0
     return 1.0, 1.0
 
 
