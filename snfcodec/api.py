@@ -10,12 +10,12 @@ from . import codec, container
 from .codec import EncodeOptions, EncodeResult
 from .errors import SnfInputError
 from .files import check_not_input, write_bytes_atomic
-from .media import read_image
+from .media import image_extension_ok, read_audio, read_image
 
 PathLike = str | os.PathLike
 
 
-def _read_snf(source: PathLike | bytes | bytearray | memoryview) -> bytes:
+def read_snf(source: PathLike | bytes | bytearray | memoryview) -> bytes:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     name = os.fspath(source)
@@ -26,44 +26,67 @@ def _read_snf(source: PathLike | bytes | bytearray | memoryview) -> bytes:
         raise SnfInputError(f"{name}: cannot read: {exc.strerror}") from None
 
 
-def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp: float | None = None,
-           psnr: float | None = None, effort: str = "default", steps: int | None = None,
-           alpha: str | float | tuple[float, float] = "auto", lr: float | None = None, seed: int = 0,
-           device: str = "auto", max_seconds: float | None = None, progress: bool = False) -> EncodeResult:
-    """Encode an image (a path Pillow can read, or an (H, W, C) uint8 array) into ``.snf`` bytes.
+def _is_image_path(path: PathLike) -> bool:
+    """Images are what Pillow has an extension for; everything else is tried as audio through PyAV."""
+    return image_extension_ok(path)
 
-    bpp: target rate of the whole file (default 2.0; the file lands at or just under it); psnr: stop fitting
-    once the unquantized field reaches it; effort/steps: the step budget; alpha: weight scaling ("auto", a
-    number applied to the first and hidden layers, or a pair); 1.0 is plain SIREN. With ``output`` the bytes
-    are also written there (atomically).
+
+def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp: float | None = None,
+           kbps: float | None = None, psnr: float | None = None, effort: str = "default",
+           steps: int | None = None, alpha: str | float | tuple[float, float] = "auto", lr: float | None = None,
+           seed: int = 0, device: str = "auto", max_seconds: float | None = None, progress: bool = False,
+           sample_rate: int | None = None) -> EncodeResult:
+    """Encode an image or a sound into ``.snf`` bytes.
+
+    source: a media file path (image by extension, anything else as audio), an (H, W, C) uint8 image array,
+    or an (N, C) float audio array in [-1, 1] together with ``sample_rate``.
+    bpp (images, default 2.0) / kbps (audio, default 64): target rate of the whole file, which lands at or
+    just under it. psnr: stop fitting once the unquantized field reaches it. effort/steps: the step budget.
+    alpha: weight scaling ("auto", a number for the first and hidden layers, or a pair); 1.0 is plain SIREN.
+    With ``output`` the bytes are also written there (atomically).
     """
     if output is not None:
         check_not_input(output, source)
-    pixels = read_image(source) if isinstance(source, (str, os.PathLike)) else source
-    options = EncodeOptions(bpp=bpp, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr, seed=seed,
-                            device=device, max_seconds=max_seconds, progress=progress)
-    result = codec.encode_image(pixels, options)
+    options = EncodeOptions(bpp=bpp, kbps=kbps, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr,
+                            seed=seed, device=device, max_seconds=max_seconds, progress=progress)
+    if isinstance(source, (str, os.PathLike)):
+        if _is_image_path(source):
+            result = codec.encode_image(read_image(source), options)
+        else:
+            samples, rate = read_audio(source)
+            result = codec.encode_audio(samples, rate, options)
+    elif np.asarray(source).dtype == np.uint8:
+        result = codec.encode_image(source, options)
+    else:
+        if sample_rate is None:
+            raise SnfInputError("an audio array needs sample_rate=")
+        result = codec.encode_audio(source, sample_rate, options)
     if output is not None:
         write_bytes_atomic(output, result.data)
     return result
 
 
 def decode(source: PathLike | bytes, *, scale: float | None = None, size: tuple[int, int] | None = None,
-           crop: tuple[float, float, float, float] | None = None,
+           crop: tuple[float, float, float, float] | None = None, sample_rate: int | None = None,
            max_samples: int = codec.DEFAULT_MAX_SAMPLES) -> np.ndarray:
-    """Decode a ``.snf`` file (path or bytes) → (H, W, C) uint8 pixels.
+    """Decode a ``.snf`` file (path or bytes).
 
-    scale: output size factor; size: (width, height); crop: (x, y, w, h) region of the original canvas.
+    Images → (H, W, C) uint8; scale: output size factor; size: (width, height); crop: (x, y, w, h) region of
+    the original canvas. Audio → (N, C) float32 in [-1, 1] at the original rate, or at ``sample_rate`` (the
+    field is sampled at that rate); :func:`info` gives the original rate.
     """
-    return codec.decode_image(_read_snf(source), scale=scale, size=size, crop=crop, max_samples=max_samples)
+    return codec.decode(read_snf(source), scale, size, crop, sample_rate, max_samples)
 
 
 def info(source: PathLike | bytes) -> dict:
     """Everything in a ``.snf`` header as a dict, plus the file size and rate."""
-    data = _read_snf(source)
+    data = read_snf(source)
     header, _ = container.read(data)
     out = header.to_dict()
     out["bytes"] = len(data)
     if header.kind == container.KIND_IMAGE:
         out["bpp"] = 8 * len(data) / (header.tiling.shape[0] * header.tiling.shape[1])
+    else:
+        out["seconds"] = header.tiling.shape[0] / header.sample_rate
+        out["kbps"] = 8 * len(data) / out["seconds"] / 1000
     return out

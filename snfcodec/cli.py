@@ -15,9 +15,9 @@ import sys
 import click
 
 from . import api, codec
-from .errors import SnfError
+from .errors import SnfError, SnfInputError
 from .files import check_not_input, write_atomic
-from .media import image_extension_ok, write_image
+from .media import audio_extension_ok, image_extension_ok, write_audio, write_image
 
 
 def _fail_cleanly(func):
@@ -76,13 +76,16 @@ def _parse_alpha(ctx, param, value):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="snfcodec")
 def main():
-    """Store images as sinusoidal neural fields (.snf) and decode them at any resolution."""
+    """Store images and sounds as sinusoidal neural fields (.snf); decode them at any resolution or rate."""
 
 
 @main.command()
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .snf file.")
-@click.option("--bpp", type=float, help=f"Target bits per pixel of the whole file [default: {codec.DEFAULT_BPP}].")
+@click.option("--bpp", type=float,
+              help=f"Images: target bits per pixel of the whole file [default: {codec.DEFAULT_BPP}].")
+@click.option("--kbps", type=float,
+              help=f"Audio: target kilobits per second of the whole file [default: {codec.DEFAULT_KBPS}].")
 @click.option("--psnr", type=float, help="Stop fitting once the field reaches this PSNR (dB).")
 @click.option("--effort", type=click.Choice(["fast", "default", "slow"]), default="default", show_default=True,
               help="Step budget.")
@@ -96,41 +99,48 @@ def main():
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
 @_fail_cleanly
-def encode(input, output, bpp, psnr, effort, steps, max_seconds, alpha, lr, seed, device, quiet, as_json):
-    """Encode the image INPUT into a .snf file."""
-    result = api.encode(input, output, bpp=bpp, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr,
+def encode(input, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, lr, seed, device, quiet, as_json):
+    """Encode the image or sound INPUT into a .snf file."""
+    result = api.encode(input, output, bpp=bpp, kbps=kbps, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr,
                         seed=seed, device=device, max_seconds=max_seconds,
                         progress=not quiet and not as_json and sys.stderr.isatty())
     if as_json:
         click.echo(json.dumps(dict(result.summary(), input=input, output=output)))
     elif not quiet:
-        click.echo(f"{output}: {result.bytes} bytes, {result.bpp:.4f} bpp, {result.psnr:.2f} dB PSNR, "
+        rate = f"{result.bpp:.4f} bpp" if result.bpp is not None else f"{result.kbps:.2f} kb/s"
+        click.echo(f"{output}: {result.bytes} bytes, {rate}, {result.psnr:.2f} dB PSNR, "
                    f"{result.steps}+{result.qat_steps} steps, {result.seconds:.1f} s")
 
 
 @main.command()
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Output image; the format follows the extension.")
-@click.option("--scale", type=click.FloatRange(min=0, min_open=True), help="Output size factor, e.g. 2 or 1.5.")
-@click.option("--size", callback=_parse_size, help="Output size WxH.")
-@click.option("--crop", callback=_parse_crop, help="Region X,Y,W,H of the original canvas to decode.")
+              help="Output file: an image (format by extension) or .wav/.flac for audio.")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True), help="Image: output size factor, e.g. 2.")
+@click.option("--size", callback=_parse_size, help="Image: output size WxH.")
+@click.option("--crop", callback=_parse_crop, help="Image: region X,Y,W,H of the original canvas to decode.")
+@click.option("--sample-rate", type=click.IntRange(min=1), help="Audio: output sample rate [default: original].")
 @_fail_cleanly
-def decode(input, output, scale, size, crop):
-    """Decode the .snf file INPUT into an image."""
+def decode(input, output, scale, size, crop, sample_rate):
+    """Decode the .snf file INPUT into an image or a sound."""
     if scale is not None and size is not None:
         raise click.UsageError("use either --scale or --size, not both")
-    if not image_extension_ok(output):
-        raise click.UsageError(f"{output}: unknown image extension; use e.g. .png, .jpg, .webp, .bmp, .tif")
+    if not (image_extension_ok(output) or audio_extension_ok(output)):
+        raise click.UsageError(f"{output}: unknown extension; use an image format (.png, .jpg, .webp, ...) "
+                               "or .wav/.flac")
     check_not_input(output, input)
-    pixels = api.decode(input, scale=scale, size=size, crop=crop)
-    write_atomic(output, lambda tmp: write_image(tmp, pixels, _format_of(output)))
-
-
-def _format_of(path: str) -> str | None:
-    from PIL import Image
-
-    return Image.registered_extensions().get(os.path.splitext(path)[1].lower())
+    data = api.read_snf(input)
+    header = api.info(data)
+    pixels_or_samples = api.decode(data, scale=scale, size=size, crop=crop, sample_rate=sample_rate)
+    if header["kind"] == "audio":
+        if not audio_extension_ok(output):
+            raise SnfInputError(f"{output}: this file holds audio; write it as .wav or .flac")
+        rate = sample_rate or header["sample_rate"]
+        write_atomic(output, lambda tmp: write_audio(tmp, pixels_or_samples, rate))
+    else:
+        if not image_extension_ok(output):
+            raise SnfInputError(f"{output}: this file holds an image; write it as .png, .jpg, .webp, ...")
+        write_atomic(output, lambda tmp: write_image(tmp, pixels_or_samples))
 
 
 @main.command()
@@ -155,8 +165,10 @@ def info(input, as_json):
         f"margin {'x'.join(map(str, reversed(t['margin'])))}",
         f"parameters:  {data['parameters']}",
     ]
-    if data["sample_rate"]:
-        lines.insert(3, f"sample rate: {data['sample_rate']} Hz")
+    if data["kind"] == "audio":
+        lines[0] = f"file:        {input} ({data['bytes']} bytes, {data['kbps']:.2f} kb/s)"
+        lines[2] = (f"signal:      {data['shape'][0]} samples x {data['channels']} channel(s) at "
+                    f"{data['sample_rate']} Hz ({data['seconds']:.3f} s)")
     for i, q in enumerate(data["tensors"]):
         kind = "weights" if i % 2 == 0 else "biases "
         lines.append(f"  layer {i // 2} {kind} {tuple(q['shape'])}: step {q['step']:.3g}, "

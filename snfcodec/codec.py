@@ -335,6 +335,10 @@ def decode_image(data: bytes, scale: float | None = None, size: tuple[int, int] 
     header, tensors = read_field(data)
     if header.kind != container.KIND_IMAGE:
         raise SnfInputError(f"this file holds {container.KIND_NAMES[header.kind]}, not an image")
+    return _sample_image(header, tensors, scale, size, crop, max_samples)
+
+
+def _sample_image(header, tensors, scale, size, crop, max_samples) -> np.ndarray:
     axes = image_axes(header, scale, size, crop)
     return sample_field(header, tensors, axes, to_uint8, np.uint8, max_samples)
 
@@ -385,6 +389,25 @@ def decode_audio(data: bytes, sample_rate: int | None = None,
     header, tensors = read_field(data)
     if header.kind != container.KIND_AUDIO:
         raise SnfInputError(f"this file holds {container.KIND_NAMES[header.kind]}, not audio")
+    return _sample_audio(header, tensors, sample_rate, max_samples), header.sample_rate if sample_rate is None \
+        else int(sample_rate)
+
+
+def _sample_audio(header, tensors, sample_rate, max_samples) -> np.ndarray:
     axis = audio_axis(header, sample_rate)
-    out = sample_field(header, tensors, [axis], lambda v: v.astype(np.float32), np.float32, max_samples)
-    return out, header.sample_rate if sample_rate is None else int(sample_rate)
+    return sample_field(header, tensors, [axis], lambda v: v.astype(np.float32), np.float32, max_samples)
+
+
+# ---- either ----------------------------------------------------------------------------------------------
+
+def decode(data: bytes, scale=None, size=None, crop=None, sample_rate=None,
+           max_samples: int = DEFAULT_MAX_SAMPLES) -> np.ndarray:
+    """Decode whatever the file holds: images with scale/size/crop, audio with sample_rate."""
+    header, tensors = read_field(data)
+    if header.kind == container.KIND_AUDIO:
+        if scale is not None or size is not None or crop is not None:
+            raise SnfInputError("scale, size and crop apply to images; this file holds audio")
+        return _sample_audio(header, tensors, sample_rate, max_samples)
+    if sample_rate is not None:
+        raise SnfInputError("sample_rate applies to audio; this file holds an image")
+    return _sample_image(header, tensors, scale, size, crop, max_samples)

@@ -97,14 +97,14 @@ def image_extension_ok(path: str | os.PathLike) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in Image.registered_extensions()
 
 
-def write_image(path: str | os.PathLike, pixels: np.ndarray, fmt: str | None = None) -> None:
-    """Write (H, W, C) uint8 pixels; the format follows the file extension unless ``fmt`` names one.
+def write_image(path: str | os.PathLike, pixels: np.ndarray) -> None:
+    """Write (H, W, C) uint8 pixels; the format follows the file extension.
 
     Formats without alpha (JPEG, BMP) get the image composited onto white; JPEG is written at quality 95.
     """
     name = os.fspath(path)
     Image.init()
-    fmt = fmt or Image.registered_extensions().get(os.path.splitext(name)[1].lower())
+    fmt = Image.registered_extensions().get(os.path.splitext(name)[1].lower())
     if fmt is None:
         raise SnfInputError(f"{name}: unknown image extension; use e.g. .png, .jpg, .webp, .bmp, .tif")
     im = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels, LAYOUT_MODES[pixels.shape[2]])
@@ -178,10 +178,10 @@ def audio_extension_ok(path: str | os.PathLike) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in AUDIO_CODECS
 
 
-def write_audio(path: str | os.PathLike, samples: np.ndarray, rate: int, fmt: str | None = None) -> None:
-    """Write (N, C) float samples in [-1, 1] as 16-bit PCM in WAV or FLAC (by extension unless ``fmt``)."""
+def write_audio(path: str | os.PathLike, samples: np.ndarray, rate: int) -> None:
+    """Write (N, C) float samples in [-1, 1] as 16-bit PCM in WAV or FLAC (by extension)."""
     name = os.fspath(path)
-    ext = fmt or os.path.splitext(name)[1].lower()
+    ext = os.path.splitext(name)[1].lower()
     if ext not in AUDIO_CODECS:
         raise SnfInputError(f"{name}: unknown audio extension; use .wav or .flac")
     container_format, codec = AUDIO_CODECS[ext]

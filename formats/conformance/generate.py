@@ -1,7 +1,8 @@
 """Regenerate the conformance files: ``python formats/conformance/generate.py``.
 
 Each case encodes a small signal derived from a shipped sample and records the SHA-256 of the reference
-decoder's output (raw uint8 samples, row-major (H, W, C)) at 1× and at the listed extra decode requests.
+decoder's output at 1× and at the listed extra decode requests: images as raw uint8 samples in row-major
+(H, W, C) order, audio as little-endian float32 samples in (N, C) order.
 Run it only when the format changes; the test suite checks the committed files against the manifest.
 """
 
@@ -13,9 +14,11 @@ import numpy as np
 from PIL import Image
 
 import snfcodec
+from snfcodec.media import read_audio
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SAMPLE = os.path.join(HERE, "..", "..", "samples", "images", "coffee.png")
+SPEECH = os.path.join(HERE, "..", "..", "samples", "speech.flac")
 
 CASES = [
     # name, mode, size (w, h), encode options, extra decodes
@@ -24,11 +27,24 @@ CASES = [
     ("rgba_16x16", "RGBA", (16, 16), {"bpp": 12.0, "steps": 40, "alpha": 1.5}, [{"scale": 0.5}]),
     ("rgb_tiled_80x72", "RGB", (80, 72), {"bpp": 3.0, "steps": 40}, [{"scale": 1.37}]),
 ]
+AUDIO_CASES = [
+    # name, (start, stop) samples of the speech sample, channels, encode options, extra decodes
+    ("speech_mono_1500", (254000, 255500), 1, {"kbps": 128.0, "steps": 40}, [{"sample_rate": 44100}]),
+    ("speech_stereo_600", (250000, 250600), 2, {"kbps": 256.0, "steps": 30}, [{"sample_rate": 8000}]),
+]
 
 
 def decoded_sha256(data: bytes, request: dict) -> str:
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in request.items()}
-    return hashlib.sha256(snfcodec.decode(data, **kwargs).tobytes()).hexdigest()
+    out = snfcodec.decode(data, **kwargs)
+    return hashlib.sha256(out.astype(out.dtype.newbyteorder("<")).tobytes()).hexdigest()
+
+
+def _record(manifest: list, name: str, data: bytes, extra: list) -> None:
+    with open(os.path.join(HERE, f"{name}.snf"), "wb") as f:
+        f.write(data)
+    manifest.append({"file": f"{name}.snf", "decodes": [
+        {"request": r, "sha256": decoded_sha256(data, r)} for r in [{}] + extra]})
 
 
 def main() -> None:
@@ -41,12 +57,12 @@ def main() -> None:
                 a[:, :, 3] = np.linspace(40, 255, size[0], dtype=np.uint8)[None, :]
                 img = Image.fromarray(a, "RGBA")
             pixels = np.asarray(img.convert(mode))
-            data = snfcodec.encode(pixels, seed=0, **options).data
-            with open(os.path.join(HERE, f"{name}.snf"), "wb") as f:
-                f.write(data)
-            requests = [{}] + extra
-            manifest.append({"file": f"{name}.snf", "decodes": [
-                {"request": r, "sha256": decoded_sha256(data, r)} for r in requests]})
+            _record(manifest, name, snfcodec.encode(pixels, seed=0, **options).data, extra)
+    speech, rate = read_audio(SPEECH)
+    for name, (start, stop), channels, options, extra in AUDIO_CASES:
+        clip = speech[start:stop, 0]
+        samples = np.stack([clip, clip[::-1]][:channels], axis=1)  # a second channel that differs
+        _record(manifest, name, snfcodec.encode(samples, sample_rate=rate, seed=0, **options).data, extra)
     with open(os.path.join(HERE, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
