@@ -58,6 +58,7 @@ def image_architecture(height: int, width: int, channels: int, budget_params: in
 
 AUDIO_WIDTH = 16  # segment length is chosen so that each segment's field has about this width
 AUDIO_MARGIN = 32  # cross-fade half-width between segments, in samples
+AUDIO_OMEGA0 = 30.0
 MIN_SEGMENT = 64
 
 
@@ -72,7 +73,7 @@ def audio_architecture(samples: int, channels: int, sample_rate: int, budget_par
     n = _widest(tiling, 1, channels, budget_params, SINE_LAYERS)
     if n < MIN_WIDTH:
         return None
-    return Architecture(FieldConfig(1, channels, n, SINE_LAYERS), tiling)
+    return Architecture(FieldConfig(1, channels, n, SINE_LAYERS, AUDIO_OMEGA0), tiling)
 
 
 def min_field_bytes(in_dim: int, out_dim: int) -> int:

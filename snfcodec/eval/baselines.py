@@ -1,0 +1,123 @@
+"""Classical codecs to compare against, each a name, a sweep of settings and an encode/decode recipe.
+
+Images through Pillow (JPEG, WebP, AVIF, JPEG 2000), audio through PyAV/FFmpeg (MP3, Opus, AAC). Every codec
+returns the whole encoded file, so rates compare file sizes with file sizes.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from PIL import Image
+
+from ..media import AUDIO_LAYOUTS
+
+
+@dataclass(frozen=True)
+class Codec:
+    name: str
+    settings: tuple  # the sweep, from low to high rate
+
+    def encode(self, signal, setting, sample_rate: int | None = None) -> bytes:
+        raise NotImplementedError
+
+    def decode(self, data: bytes, like: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PillowCodec(Codec):
+    """An image codec Pillow writes; ``setting`` is the quality parameter given to ``Image.save``."""
+
+    pillow_format: str = ""
+    option: str = "quality"
+
+    def encode(self, pixels: np.ndarray, setting, sample_rate=None) -> bytes:
+        im = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels)
+        buf = io.BytesIO()
+        extra = {"quality_mode": "dB", "quality_layers": [setting]} if self.option == "psnr_layers" else \
+            {self.option: setting}
+        im.save(buf, self.pillow_format, **extra)
+        return buf.getvalue()
+
+    def decode(self, data: bytes, like: np.ndarray) -> np.ndarray:
+        with Image.open(io.BytesIO(data)) as im:
+            out = np.asarray(im.convert({1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[like.shape[2]]))
+        return out.reshape(like.shape)
+
+
+JPEG = PillowCodec("jpeg", (5, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95), "JPEG")
+WEBP = PillowCodec("webp", (5, 10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95), "WEBP")
+AVIF = PillowCodec("avif", (10, 20, 30, 40, 50, 60, 70, 80, 85, 90, 95), "AVIF")
+# JPEG 2000 is swept by its target PSNR (OpenJPEG's "dB" quality mode).
+JPEG2000 = PillowCodec("jpeg2000", (22, 25, 28, 30, 32, 34, 36, 38, 40, 44), "JPEG2000", "psnr_layers")
+IMAGE_CODECS = (JPEG, WEBP, AVIF, JPEG2000)
+
+
+@dataclass(frozen=True)
+class FFmpegAudioCodec(Codec):
+    """An FFmpeg audio encoder in a container; ``setting`` is the bit rate in kb/s."""
+
+    container_format: str = ""
+    encoder: str = ""
+    sample_format: str = "s16"
+    rates: tuple = ()  # sample rates the encoder accepts; empty: any
+
+    def supports(self, sample_rate: int) -> bool:
+        return not self.rates or sample_rate in self.rates
+
+    def encode(self, samples: np.ndarray, setting, sample_rate=None) -> bytes:
+        layout = AUDIO_LAYOUTS[samples.shape[1]]
+        buf = io.BytesIO()
+        with av.open(buf, "w", format=self.container_format) as out:
+            stream = out.add_stream(self.encoder, rate=sample_rate, layout=layout)
+            stream.bit_rate = int(setting * 1000)
+            resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=sample_rate)
+            pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
+            for start in range(0, len(pcm), 4096):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[start:start + 4096]).reshape(1, -1),
+                                                   format="s16", layout=layout)
+                frame.rate = sample_rate
+                for f in resampler.resample(frame):
+                    for packet in stream.encode(f):
+                        out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+        return buf.getvalue()
+
+    def decode(self, data: bytes, like: np.ndarray) -> np.ndarray:
+        """Decode and align to ``like`` (encoder delay differs between codecs and containers)."""
+        chunks = []
+        with av.open(io.BytesIO(data), format=self.container_format) as src:
+            stream = src.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
+            for frame in src.decode(stream):
+                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+        decoded = np.concatenate(chunks).reshape(-1, like.shape[1])
+        return align(decoded, like)
+
+
+def align(decoded: np.ndarray, reference: np.ndarray, max_lag: int = 4096) -> np.ndarray:
+    """Shift ``decoded`` by the lag (0..max_lag samples of leading delay) that best matches ``reference``, then
+    cut or zero-pad it to the reference's length."""
+    n = len(reference)
+    a = reference.mean(axis=1)
+    b = decoded.mean(axis=1)
+    size = 1 << int(np.ceil(np.log2(len(a) + len(b))))
+    corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)[: max_lag + 1]
+    lag = int(np.argmax(corr))
+    out = np.zeros_like(reference)
+    part = decoded[lag:lag + n]
+    out[: len(part)] = part
+    return out
+
+
+MP3 = FFmpegAudioCodec("mp3", (16, 24, 32, 48, 64, 96, 128), "mp3", "libmp3lame")
+OPUS = FFmpegAudioCodec("opus", (8, 12, 16, 24, 32, 48, 64, 96), "ogg", "libopus",
+                        rates=(8000, 12000, 16000, 24000, 48000))
+AAC = FFmpegAudioCodec("aac", (16, 24, 32, 48, 64, 96, 128), "adts", "aac")
+AUDIO_CODECS = (MP3, OPUS, AAC)

@@ -1,0 +1,257 @@
+"""Rate-distortion sweep of snfcodec against the codecs people use.
+
+    python -m snfcodec.eval.rd --images DIR --out DIR [--rates 1,2,4] [--effort fast] [--quick]
+    python -m snfcodec.eval.rd --audio DIR --out DIR [--rates 16,32,64] [--quick]
+
+Writes ``results.csv`` (one row per item × codec × setting), ``summary.json`` (mean curve per codec and the
+Bjøntegaard delta rate of snfcodec against each baseline) and ``rd.png``. Every codec is measured on the same
+decoded samples (8-bit RGB for images, float PCM for audio) with the whole file as the rate.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+import click
+import numpy as np
+from tqdm.auto import tqdm
+
+import snfcodec
+
+from ..errors import SnfError
+from ..media import image_extension_ok, read_audio, read_image
+from .baselines import AUDIO_CODECS, IMAGE_CODECS
+from .metrics import bd_rate, ms_ssim, psnr_float, psnr_uint8
+
+# Published numbers on other data (shared/design.md §2), drawn only as labelled reference lines.
+ANCHORS = {
+    "image": {
+        "COIN (Kodak, published)": ([0.0736, 0.1604, 0.3074, 0.6109, 1.209], [23.21, 24.64, 26.41, 28.41, 30.64]),
+        "COIN++ (Kodak, published)": ([0.1325, 0.2659, 0.3983, 0.5366], [24.93, 26.14, 27.03, 27.80]),
+    },
+    "audio": {
+        "COIN++ (LibriSpeech, published)": ([5.63, 13.81, 27.48, 65.23], [36.01, 39.35, 42.90, 48.12]),
+    },
+}
+RATES = {"image": (0.5, 1.0, 2.0, 4.0), "audio": (16.0, 32.0, 64.0, 128.0)}
+QUICK_RATES = {"image": (1.0, 2.0, 4.0), "audio": (16.0, 32.0, 64.0)}
+UNIT = {"image": "bpp", "audio": "kbps"}
+
+
+@dataclass
+class Row:
+    item: str
+    codec: str
+    setting: float
+    bytes: int
+    rate: float  # bpp for images, kb/s for audio
+    psnr: float
+    ms_ssim: float  # images only (NaN for audio); SSIM where an image is too small for MS-SSIM
+    encode_seconds: float
+    decode_seconds: float
+
+
+def _items(folder: str, kind: str) -> list[str]:
+    names = sorted(os.listdir(folder))
+    paths = [os.path.join(folder, n) for n in names if os.path.isfile(os.path.join(folder, n))]
+    if kind == "image":
+        return [p for p in paths if image_extension_ok(p)]
+    return [p for p in paths if not image_extension_ok(p) and not p.endswith((".txt", ".md", ".json", ".csv"))]
+
+
+def _snf_rows(path, signal, sample_rate, kind, rates, effort, seed):
+    for rate in rates:
+        options = {"bpp": rate} if kind == "image" else {"kbps": rate, "sample_rate": sample_rate}
+        start = time.perf_counter()
+        result = snfcodec.encode(signal, effort=effort, seed=seed, **options)
+        encode_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        decoded = snfcodec.decode(result.data)
+        decode_seconds = time.perf_counter() - start
+        yield _row(path, "snfcodec", rate, result.data, signal, decoded, sample_rate, kind, encode_seconds,
+                   decode_seconds)
+
+
+def _baseline_rows(path, signal, sample_rate, kind):
+    for codec in IMAGE_CODECS if kind == "image" else AUDIO_CODECS:
+        if kind == "audio" and not codec.supports(sample_rate):
+            continue
+        for setting in codec.settings:
+            start = time.perf_counter()
+            data = codec.encode(signal, setting, sample_rate)
+            encode_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            decoded = codec.decode(data, signal)
+            decode_seconds = time.perf_counter() - start
+            yield _row(path, codec.name, setting, data, signal, decoded, sample_rate, kind, encode_seconds,
+                       decode_seconds)
+
+
+def _row(path, codec, setting, data, signal, decoded, sample_rate, kind, enc, dec) -> Row:
+    if kind == "image":
+        rate = 8 * len(data) / (signal.shape[0] * signal.shape[1])
+        quality, structural = psnr_uint8(decoded, signal), ms_ssim(decoded, signal)[0]
+    else:
+        rate = 8 * len(data) / (len(signal) / sample_rate) / 1000
+        quality, structural = psnr_float(decoded, signal), math.nan
+    return Row(os.path.basename(path), codec, float(setting), len(data), rate, quality, structural, enc, dec)
+
+
+def summarise(rows: list[Row]) -> dict:
+    """Mean curve per codec (per setting: mean rate, mean of per-item PSNR) and BD-rates of snfcodec."""
+    by = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        by[r.codec][r.setting].append(r)
+    curves = {}
+    for codec, settings in by.items():
+        points = []
+        for setting, rs in sorted(settings.items()):
+            points.append({"setting": setting, "rate": float(np.mean([r.rate for r in rs])),
+                           "psnr": float(np.mean([r.psnr for r in rs])),
+                           "ms_ssim": float(np.mean([r.ms_ssim for r in rs])),
+                           "encode_seconds": float(np.mean([r.encode_seconds for r in rs])),
+                           "decode_seconds": float(np.mean([r.decode_seconds for r in rs])), "items": len(rs)})
+        curves[codec] = sorted(points, key=lambda p: p["rate"])
+    bd = {}
+    if "snfcodec" in curves:
+        snf = curves["snfcodec"]
+        for codec, points in curves.items():
+            if codec != "snfcodec":
+                bd[codec] = bd_rate([p["rate"] for p in points], [p["psnr"] for p in points],
+                                    [p["rate"] for p in snf], [p["psnr"] for p in snf])
+    return {"curves": curves, "bd_rate": bd}
+
+
+def plot(summary: dict, kind: str, path: str, anchors: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
+    for codec, points in summary["curves"].items():
+        style = {"linewidth": 2.5, "color": "black"} if codec == "snfcodec" else {"linewidth": 1.2}
+        ax.plot([p["rate"] for p in points], [p["psnr"] for p in points], marker="o", markersize=3,
+                label=codec, **style)
+    if anchors:
+        for label, (rates, psnrs) in ANCHORS[kind].items():
+            ax.plot(rates, psnrs, linestyle="--", color="gray", linewidth=1, label=label)
+    ax.set_xlabel("bits per pixel" if kind == "image" else "kb/s")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_xscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Rate-distortion ({kind}, mean over items)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run(folder: str, kind: str, out: str, rates, effort: str, seed: int = 0, anchors: bool = True,
+        progress: bool = True) -> dict:
+    items = _items(folder, kind)
+    if not items:
+        raise click.UsageError(f"{folder}: no {kind} files found")
+    os.makedirs(out, exist_ok=True)
+    loaded = []
+    for path in items:
+        if kind == "image":
+            loaded.append((path, read_image(path), None))
+        else:
+            samples, sample_rate = read_audio(path)
+            loaded.append((path, samples, sample_rate))
+    per_item = len(rates) + sum(len(c.settings) for c in (IMAGE_CODECS if kind == "image" else AUDIO_CODECS))
+    rows: list[Row] = []
+    start = time.perf_counter()
+    with tqdm(total=per_item * len(items), desc="rd sweep", disable=not progress, unit="encode") as bar:
+        for path, signal, sample_rate in loaded:
+            for row in _snf_rows(path, signal, sample_rate, kind, rates, effort, seed):
+                rows.append(row)
+                bar.update(1)
+            for row in _baseline_rows(path, signal, sample_rate, kind):
+                rows.append(row)
+                bar.update(1)
+    summary = summarise(rows)
+    summary.update({"kind": kind, "rate_unit": UNIT[kind], "items": [os.path.basename(p) for p in items],
+                    "effort": effort, "snfcodec_rates": list(rates), "wall_seconds": time.perf_counter() - start,
+                    "psnr_averaging": "mean of per-item PSNR"})
+    _write_csv(os.path.join(out, "results.csv"), rows, kind)
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2, allow_nan=True)
+    plot(summary, kind, os.path.join(out, "rd.png"), anchors)
+    return summary
+
+
+def _write_csv(path: str, rows: list[Row], kind: str) -> None:
+    item, rate = ("image", "bpp") if kind == "image" else ("file", "kbps")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([item, "codec", "setting", "bytes", rate, "psnr", "ms_ssim", "encode_seconds", "decode_seconds"])
+        for r in rows:
+            d = asdict(r)
+            w.writerow([d["item"], d["codec"], d["setting"], d["bytes"], f"{d['rate']:.6f}", f"{d['psnr']:.4f}",
+                        f"{d['ms_ssim']:.6f}", f"{d['encode_seconds']:.4f}", f"{d['decode_seconds']:.4f}"])
+
+
+def format_table(summary: dict) -> str:
+    unit = summary["rate_unit"]
+    lines = [f"{'codec':10s} {'points':>6s} {unit + ' range':>18s} {'PSNR range (dB)':>18s} "
+             f"{'BD-rate of snfcodec':>20s}"]
+    for codec, points in summary["curves"].items():
+        rates = [p["rate"] for p in points]
+        psnrs = [p["psnr"] for p in points]
+        bd = summary["bd_rate"].get(codec)
+        bd_text = "" if bd is None else ("no overlap" if math.isnan(bd) else f"{bd:+.1f} %")
+        lines.append(f"{codec:10s} {len(points):6d} {min(rates):8.3f}–{max(rates):<9.3f} "
+                     f"{min(psnrs):8.2f}–{max(psnrs):<9.2f} {bd_text:>20s}")
+    lines.append(f"wall time {summary['wall_seconds']:.0f} s; negative BD-rate: snfcodec needs fewer bits")
+    return "\n".join(lines)
+
+
+def _parse_rates(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        rates = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated numbers, got {value!r}") from None
+    if not rates or any(r <= 0 for r in rates):
+        raise click.BadParameter("rates must be positive")
+    return rates
+
+
+@click.command()
+@click.option("--images", type=click.Path(file_okay=False, exists=True), help="Folder of images.")
+@click.option("--audio", type=click.Path(file_okay=False, exists=True), help="Folder of audio files.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--rates", callback=_parse_rates, help="snfcodec rates: bpp for images, kb/s for audio.")
+@click.option("--effort", type=click.Choice(["fast", "default", "slow"]), help="snfcodec effort.")
+@click.option("--quick", is_flag=True, help="3 rates at fast effort.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--anchors/--no-anchors", default=True, show_default=True,
+              help="Draw published reference curves (other data sets) on the plot.")
+def main(images, audio, out, rates, effort, quick, seed, anchors):
+    """Rate-distortion curves of snfcodec and classical codecs on a folder of media."""
+    if (images is None) == (audio is None):
+        raise click.UsageError("give exactly one of --images DIR or --audio DIR")
+    kind = "image" if images else "audio"
+    rates = rates or (QUICK_RATES if quick else RATES)[kind]
+    effort = effort or ("fast" if quick else "default")
+    try:
+        summary = run(images or audio, kind, out, rates, effort, seed, anchors, progress=sys.stderr.isatty())
+    except SnfError as exc:
+        click.echo(f"snfcodec.eval.rd: error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(format_table(summary))
+    click.echo(f"wrote {os.path.join(out, 'results.csv')}, summary.json, rd.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from snfcodec.eval import rd
+from snfcodec.eval.baselines import JPEG, MP3, align
+from snfcodec.eval.metrics import bd_rate, ms_ssim, psnr_uint8
+
+
+def test_bd_rate_of_a_uniformly_cheaper_codec():
+    # B needs exactly 80 % of A's rate at every quality: BD-rate is -20 %, whatever the curve's shape.
+    q = np.array([28.0, 31.0, 34.0, 37.0, 40.0])
+    rate_a = np.exp(0.2 * q) / 100
+    assert bd_rate(rate_a, q, 0.8 * rate_a, q) == pytest.approx(-20.0, abs=1e-6)
+    assert bd_rate(rate_a, q, 1.5 * rate_a, q) == pytest.approx(50.0, abs=1e-6)
+    # Three points (the --quick sweep) still give the exact answer for a log-quadratic curve.
+    assert bd_rate(rate_a, q, 0.8 * rate_a[:3], q[:3]) == pytest.approx(-20.0, abs=1e-6)
+
+
+def test_bd_rate_without_overlap_is_nan():
+    assert math.isnan(bd_rate([1, 2, 3, 4], [20, 21, 22, 23], [1, 2, 3, 4], [30, 31, 32, 33]))
+
+
+def test_ms_ssim_falls_back_to_ssim_for_small_images(photo32):
+    value, name = ms_ssim(photo32, photo32)
+    assert name == "ssim" and value == pytest.approx(1.0)
+    big = np.repeat(np.repeat(photo32, 6, axis=0), 6, axis=1)
+    noisy = np.clip(big.astype(int) + np.random.default_rng(0).integers(-20, 20, big.shape), 0, 255).astype(np.uint8)
+    value, name = ms_ssim(noisy, big)
+    assert name == "ms_ssim" and 0.5 < value < 1.0
+
+
+def test_baselines_round_trip(photo32):
+    data = JPEG.encode(photo32, 90)
+    assert psnr_uint8(JPEG.decode(data, photo32), photo32) > 30
+    t = np.arange(8000) / 16000
+    x = (0.3 * np.sin(2 * np.pi * 440 * t))[:, None].astype(np.float32)
+    y = MP3.decode(MP3.encode(x, 64, 16000), x)
+    assert y.shape == x.shape and 10 * np.log10(4 / np.mean((y - x) ** 2)) > 30
+
+
+def test_align_finds_a_known_delay():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3000, 1)).astype(np.float32)
+    delayed = np.concatenate([np.zeros((123, 1), np.float32), x])
+    np.testing.assert_array_equal(align(delayed, x), x)
+
+
+def test_tiny_image_sweep_writes_all_outputs(tmp_path, photo32):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.roll(photo32, 5 * i, axis=1)).save(folder / f"im{i}.png")
+    out = tmp_path / "out"
+    summary = rd.run(str(folder), "image", str(out), rates=(4.0, 8.0), effort="fast", progress=False)
+    for name in ("results.csv", "summary.json", "rd.png"):
+        assert (out / name).stat().st_size > 0
+    lines = (out / "results.csv").read_text().splitlines()
+    assert lines[0].split(",")[:5] == ["image", "codec", "setting", "bytes", "bpp"]
+    assert len(lines) == 1 + 2 * (2 + sum(len(c.settings) for c in rd.IMAGE_CODECS))
+    saved = json.loads((out / "summary.json").read_text())
+    assert set(saved["bd_rate"]) == {"jpeg", "webp", "avif", "jpeg2000"}
+    assert saved["curves"]["snfcodec"][0]["items"] == 2
+    assert "BD-rate" in rd.format_table(summary)
