@@ -103,14 +103,15 @@ def _resolve_alpha(alpha, config) -> tuple[float, float]:
     return pair
 
 
-def _step_budget(options: EncodeOptions) -> int:
+def _step_budget(options: EncodeOptions, in_dim: int) -> int:
     if options.steps is not None:
         if options.steps < 0:
             raise SnfInputError(f"steps must be >= 0, got {options.steps}")
         return int(options.steps)
-    if options.effort not in presets.EFFORT_STEPS:
-        raise SnfInputError(f"effort must be one of {', '.join(presets.EFFORT_STEPS)}, not {options.effort!r}")
-    return presets.EFFORT_STEPS[options.effort]
+    budgets = presets.EFFORT_STEPS[in_dim]
+    if options.effort not in budgets:
+        raise SnfInputError(f"effort must be one of {', '.join(budgets)}, not {options.effort!r}")
+    return budgets[options.effort]
 
 
 def _pack(tensors: list[torch.Tensor], steps: list[float]) -> tuple[bytes, tuple[TensorHeader, ...]]:
@@ -161,7 +162,7 @@ def encode_signal(target: torch.Tensor, arch: presets.Architecture, kind: int, l
     lr = float(options.lr) if options.lr is not None else presets.auto_lr(config, alpha)
     if not (math.isfinite(lr) and lr > 0):
         raise SnfInputError(f"learning rate must be positive, got {options.lr}")
-    steps = _step_budget(options)
+    steps = _step_budget(options, config.in_dim)
 
     generator = torch.Generator().manual_seed(int(options.seed))
     model = BatchedSiren(config, arch.tiling.num_tiles, generator).to(device)
