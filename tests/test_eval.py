@@ -66,3 +66,44 @@ def test_tiny_image_sweep_writes_all_outputs(tmp_path, photo32):
     assert set(saved["bd_rate"]) == {"jpeg", "webp", "avif", "jpeg2000"}
     assert saved["curves"]["snfcodec"][0]["items"] == 2
     assert "BD-rate" in rd.format_table(summary)
+
+
+def test_seam_ratio_sees_hard_tile_edges_and_ignores_smooth_ones():
+    from snfcodec.eval.metrics import seam_ratio
+
+    y, x = np.mgrid[0:64, 0:64]
+    smooth = ((x + y) * 2).astype(np.uint8)[:, :, None]
+    assert seam_ratio(smooth, (64, 64), (16, 16)) == pytest.approx(1.0)
+    blocky = smooth.copy()
+    blocky[:, 16:32] += 20  # a step at the boundaries x = 16 and x = 32
+    assert seam_ratio(blocky, (64, 64), (16, 16)) > 3
+    # The same image sampled at 2x: boundaries fall between output pixels 31|32 and 63|64.
+    big = np.repeat(np.repeat(blocky, 2, axis=0), 2, axis=1)
+    assert seam_ratio(big, (64, 64), (16, 16)) > 3
+    assert math.isnan(seam_ratio(smooth, (64, 64), (64, 64)))
+
+
+def test_field_decodes_have_no_seams(tiny_snf):
+    import snfcodec
+    from snfcodec.eval.metrics import seam_ratio
+
+    # tiny_snf is one tile; make a 2x2-tile encode of a smooth gradient and check every scale.
+    y, x = np.mgrid[0:96, 0:96]
+    img = np.stack([(x * 2.5), (y * 2.5), (x + y) * 1.2], axis=2).clip(0, 255).astype(np.uint8)
+    data = snfcodec.encode(img, bpp=4.0, steps=150).data
+    assert snfcodec.info(data)["tiling"]["tiles"] == 4
+    for scale in (1.0, 2.0, 1.37):
+        ratio = seam_ratio(snfcodec.decode(data, scale=scale), (96, 96), (64, 64))
+        assert ratio < 1.5, (scale, ratio)
+
+
+def test_upscale_report_on_a_small_image(tmp_path, photo32):
+    from snfcodec.eval.upscale import evaluate
+
+    path = tmp_path / "p.png"
+    Image.fromarray(np.repeat(np.repeat(photo32, 2, axis=0), 2, axis=1)).save(path)
+    row, strip = evaluate(str(path), 2, 8.0, "fast")
+    for key in ("psnr_field", "psnr_decoded_bicubic", "psnr_decoded_lanczos", "psnr_low_bicubic",
+                "seam_ratio_1x", "seam_ratio_2x", "seam_ratio_1.37x"):
+        assert key in row
+    assert row["psnr_field"] > 15 and strip.shape == (64, 64 * 4, 3)

@@ -50,3 +50,26 @@ def bd_rate(rate_a, quality_a, rate_b, quality_b) -> float:
     pb = np.polyint(np.polyfit(qb, np.log(rb), min(3, len(qb) - 1)))
     mean_diff = ((np.polyval(pb, hi) - np.polyval(pb, lo)) - (np.polyval(pa, hi) - np.polyval(pa, lo))) / (hi - lo)
     return float((math.exp(mean_diff) - 1.0) * 100.0)
+
+
+def seam_ratio(decoded: np.ndarray, canvas: tuple[int, int], tile: tuple[int, int]) -> float:
+    """How visible tile boundaries are in a whole-canvas decode of any size.
+
+    decoded: (H', W', C) samples of the canvas ``canvas`` = (H, W) tiled by ``tile``. Returns the mean absolute
+    difference between neighbouring output pixels whose centres straddle a tile boundary, divided by the mean
+    difference between all other neighbours (both axes). 1.0: the boundaries look like any other place; NaN:
+    the canvas has a single tile.
+    """
+    across, elsewhere = [], []
+    values = decoded.astype(np.float64)
+    for axis, (extent, size) in enumerate(zip(canvas, tile)):
+        n = decoded.shape[axis]
+        centres = (np.arange(n) + 0.5) * extent / n
+        straddle = np.floor(centres[:-1] / size) != np.floor(centres[1:] / size)
+        jumps = np.moveaxis(np.abs(np.diff(values, axis=axis)), axis, 0)
+        across.append(jumps[straddle].ravel())
+        elsewhere.append(jumps[~straddle].ravel())
+    a, e = np.concatenate(across), np.concatenate(elsewhere)
+    if a.size == 0 or e.size == 0 or e.mean() == 0:
+        return math.nan
+    return float(a.mean() / e.mean())
