@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
 
 from . import codec, container
 from .codec import EncodeOptions, EncodeResult
-from .errors import SnfInputError
+from .errors import SnfError, SnfInputError
 from .files import check_not_input, write_bytes_atomic
 from .media import image_extension_ok, read_audio, read_image
 
 PathLike = str | os.PathLike
+
+
+@contextlib.contextmanager
+def _named(source):
+    """Prefix errors about a file with its name (the message then says which file and what is wrong)."""
+    try:
+        yield
+    except SnfError as exc:
+        if not isinstance(source, (str, os.PathLike)) or str(exc).startswith(os.fspath(source)):
+            raise
+        raise type(exc)(f"{os.fspath(source)}: {exc}") from None
 
 
 def read_snf(source: PathLike | bytes | bytearray | memoryview) -> bytes:
@@ -50,11 +62,12 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
     options = EncodeOptions(bpp=bpp, kbps=kbps, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr,
                             seed=seed, device=device, max_seconds=max_seconds, progress=progress)
     if isinstance(source, (str, os.PathLike)):
-        if _is_image_path(source):
-            result = codec.encode_image(read_image(source), options)
-        else:
-            samples, rate = read_audio(source)
-            result = codec.encode_audio(samples, rate, options)
+        with _named(source):
+            if _is_image_path(source):
+                result = codec.encode_image(read_image(source), options)
+            else:
+                samples, rate = read_audio(source)
+                result = codec.encode_audio(samples, rate, options)
     elif np.asarray(source).dtype == np.uint8:
         result = codec.encode_image(source, options)
     else:
@@ -75,13 +88,15 @@ def decode(source: PathLike | bytes, *, scale: float | None = None, size: tuple[
     the original canvas. Audio → (N, C) float32 in [-1, 1] at the original rate, or at ``sample_rate`` (the
     field is sampled at that rate); :func:`info` gives the original rate.
     """
-    return codec.decode(read_snf(source), scale, size, crop, sample_rate, max_samples)
+    with _named(source):
+        return codec.decode(read_snf(source), scale, size, crop, sample_rate, max_samples)
 
 
 def info(source: PathLike | bytes) -> dict:
     """Everything in a ``.snf`` header as a dict, plus the file size and rate."""
     data = read_snf(source)
-    header, _ = container.read(data)
+    with _named(source):
+        header, _ = container.read(data)
     out = header.to_dict()
     out["bytes"] = len(data)
     if header.kind == container.KIND_IMAGE:

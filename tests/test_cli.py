@@ -77,3 +77,62 @@ def test_existing_output_survives_a_failed_decode(tmp_path):
 def test_usage_errors_exit_2(tmp_path, photo_file):
     assert _run("encode", photo_file).exit_code == 2  # no -o
     assert _run("decode", photo_file, "-o", tmp_path / "x.png", "--size", "abc").exit_code == 2
+
+
+def _bad_inputs(tmp_path, photo32):
+    """(name, path) of inputs a user may hand the encoder by mistake."""
+    import struct
+    import wave
+    import zlib
+
+    cases = {}
+    (tmp_path / "empty.png").write_bytes(b"")
+    cases["empty file"] = tmp_path / "empty.png"
+    (tmp_path / "text.jpg").write_bytes(b"this is not a picture\n" * 20)
+    cases["non-image bytes"] = tmp_path / "text.jpg"
+    Image.fromarray(photo32).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    cases["truncated PNG"] = tmp_path / "truncated.png"
+    Image.fromarray(photo32).save(tmp_path / "whole.jpg")
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "truncated.jpg").write_bytes(data[: len(data) // 3])
+    cases["truncated JPEG"] = tmp_path / "truncated.jpg"
+    Image.new("RGB", (1, 1)).save(tmp_path / "one.png")
+    cases["1x1 image"] = tmp_path / "one.png"
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", 60000, 60000, 8, 2, 0, 0, 0)
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                                        + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    cases["huge declared size"] = tmp_path / "bomb.png"
+    with wave.open(str(tmp_path / "silent.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+    cases["audio with 0 samples"] = tmp_path / "silent.wav"
+    (tmp_path / "noise.ogg").write_bytes(bytes(range(256)) * 8)
+    cases["unsupported/garbage audio"] = tmp_path / "noise.ogg"
+    cases["missing file"] = tmp_path / "does_not_exist.png"
+    return cases
+
+
+def test_bad_inputs_fail_cleanly(tmp_path, photo32):
+    for name, path in _bad_inputs(tmp_path, photo32).items():
+        out = tmp_path / f"out_{path.stem}.snf"
+        r = CliRunner().invoke(main, ["encode", str(path), "-o", str(out), "--steps", "5"])
+        assert r.exit_code == 1, (name, r.output)
+        lines = r.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("snfcodec: error: ") and path.name in lines[0], (name, r.output)
+        assert "Traceback" not in r.output
+        assert not out.exists(), name
+    assert not [p for p in tmp_path.iterdir() if ".part" in p.name]
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"")
+    r = CliRunner().invoke(main, ["encode", str(bad), "-o", str(tmp_path / "x.snf"), "--debug"])
+    assert r.exit_code != 0 and r.exception is not None
