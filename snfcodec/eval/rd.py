@@ -118,7 +118,9 @@ def summarise(rows: list[Row]) -> dict:
                            "ms_ssim": float(np.mean([r.ms_ssim for r in rs])),
                            "encode_seconds": float(np.mean([r.encode_seconds for r in rs])),
                            "decode_seconds": float(np.mean([r.decode_seconds for r in rs])), "items": len(rs)})
-        curves[codec] = sorted(points, key=lambda p: p["rate"])
+        # Settings an encoder clamps (LAME has no MP3 below 32 kb/s at 48 kHz) give the same file twice.
+        unique = {(round(p["rate"], 9), round(p["psnr"], 9)): p for p in points}
+        curves[codec] = sorted(unique.values(), key=lambda p: p["rate"])
     bd = {}
     if "snfcodec" in curves:
         snf = curves["snfcodec"]
