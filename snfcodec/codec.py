@@ -281,6 +281,12 @@ def _result(fitted: _Fitted, seconds: float, psnr: float, options: EncodeOptions
                         rate.get("kbps"))
 
 
+def image_architecture(H: int, W: int, C: int, bpp: float) -> presets.Architecture:
+    """The network and tiling the encoder uses for an H×W×C image at ``bpp``."""
+    return _architecture(int(bpp * H * W / 8), 2, lambda p: presets.image_architecture(H, W, C, p),
+                         f"a {W}x{H} image", lambda b: f"{8 * b / (H * W):.3g} bpp")
+
+
 def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
     """(H, W, C) uint8 → EncodeResult; the rate counts every byte of the file."""
     start = time.perf_counter()
@@ -290,8 +296,7 @@ def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
         raise SnfInputError("kbps is a rate for audio; give images a rate in bits per pixel (bpp)")
     bpp = _positive("bpp", options.bpp, DEFAULT_BPP)
     budget_bytes = int(bpp * H * W / 8)
-    arch = _architecture(budget_bytes, 2, lambda p: presets.image_architecture(H, W, C, p), f"a {W}x{H} image",
-                         lambda b: f"{8 * b / (H * W):.3g} bpp")
+    arch = image_architecture(H, W, C, bpp)
     target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
     fitted, seconds = _encode(target, arch, container.KIND_IMAGE, C, 0, budget_bytes, options, start)
     psnr = psnr_uint8(decode_image(fitted.data), pixels)

@@ -107,3 +107,31 @@ def test_upscale_report_on_a_small_image(tmp_path, photo32):
                 "seam_ratio_1x", "seam_ratio_2x", "seam_ratio_1.37x"):
         assert key in row
     assert row["psnr_field"] > 15 and strip.shape == (64, 64 * 4, 3)
+
+
+def test_speed_benchmark_writes_its_outputs(tmp_path, photo32):
+    from click.testing import CliRunner
+
+    from snfcodec.eval import speed
+
+    path = tmp_path / "p.png"
+    Image.fromarray(photo32).save(path)
+    out = tmp_path / "speed"
+    r = CliRunner().invoke(speed.main, [str(path), "--alphas", "1,2", "--lrs", "1e-3,3e-3", "--steps", "30",
+                                        "--target-psnr", "15", "--bpp", "8", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((out / "speed.json").read_text())
+    entry = saved["results"][0]
+    assert set(entry["alphas"]) == {"1", "2"}
+    b = entry["alphas"]["1"]["best"]
+    assert b["steps_to_target"] == next(i for i, p in enumerate(b["curve"]) if p >= 15)
+    assert (out / "speed.png").stat().st_size > 0
+    assert len((out / "speed.csv").read_text().splitlines()) == 1 + 4
+
+
+def test_best_prefers_reaching_the_target():
+    from snfcodec.eval.speed import best
+
+    runs = [{"steps_to_target": None, "final_psnr": 50}, {"steps_to_target": 90, "final_psnr": 30},
+            {"steps_to_target": 40, "final_psnr": 29}]
+    assert best(runs)["steps_to_target"] == 40
