@@ -180,7 +180,7 @@ def _expand_row(rows: np.ndarray, d: int, D: int) -> np.ndarray:
 
 
 def render(field: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], plan: SamplePlan, channels: int,
-           dtype: torch.dtype = torch.float64, max_points: int = 1 << 20) -> torch.Tensor:
+           dtype: torch.dtype = torch.float64, max_points: int = 1 << 17) -> torch.Tensor:
     """Evaluate a tiled field on the plan's grid in bounded memory.
 
     field(coords (T, P, D), tile_ids (T,)) → (T, P, channels). Returns (prod(out_shape), channels).
