@@ -5,7 +5,8 @@
 For each image I: L = I reduced by the factor (Lanczos, anti-aliased); L is encoded with snfcodec; against I we
 compare (a) the field decoded at the factor, (b) snfcodec's 1× decode upscaled with bicubic and with Lanczos,
 (c) L itself upscaled with bicubic (what plain resampling reaches without any coding loss). Also reports the
-seam ratio of the field's decodes at 1×, the factor and 1.37×. Writes upscale.csv, upscale.json and one
+seam ratio of the field's decodes at 1×, the factor and 1.37× (of L's encode, or of an encode of I when L is a
+single tile). Writes upscale.csv, upscale.json and one
 side-by-side crop PNG per image.
 """
 
@@ -53,10 +54,15 @@ def evaluate(path: str, factor: int, bpp: float, effort: str, seed: int = 0) -> 
         row[f"psnr_{name}"] = psnr_uint8(pixels, original)
         value, metric = ms_ssim(pixels, original)
         row[f"{metric}_{name}"] = value
-    tile = snfcodec.info(result.data)["tiling"]["tile"]
+    # Seams need tile boundaries: when L fits in one tile, measure them on an encode of I itself.
+    seam_data, seam_shape = result.data, low.shape[:2]
+    if snfcodec.info(seam_data)["tiling"]["tiles"] == 1:
+        seam_data, seam_shape = snfcodec.encode(original, bpp=bpp, effort=effort, seed=seed).data, (H, W)
+    row["seam_source"] = "low" if seam_data is result.data else "original"
+    tile = snfcodec.info(seam_data)["tiling"]["tile"]
     for scale in SEAM_SCALES:
-        decoded = snfcodec.decode(result.data, scale=scale)
-        row[f"seam_ratio_{scale:g}x"] = seam_ratio(decoded, low.shape[:2], tuple(tile))
+        decoded = snfcodec.decode(seam_data, scale=scale)
+        row[f"seam_ratio_{scale:g}x"] = seam_ratio(decoded, seam_shape, tuple(tile))
     row["field_beats_best_resize"] = row["psnr_field"] >= max(row["psnr_decoded_bicubic"],
                                                               row["psnr_decoded_lanczos"])
     side = min(96, H, W)
