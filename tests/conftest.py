@@ -1,6 +1,8 @@
 """Shared fixtures: tiny signals so that every fit in the default run takes well under a second or two."""
 
 import os
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -26,3 +28,14 @@ def tiny_snf(photo32) -> bytes:
     import snfcodec
 
     return snfcodec.encode(photo32, bpp=8.0, steps=40, seed=0).data
+
+
+@pytest.fixture(scope="session")
+def resign():
+    """Recompute a .snf file's CRC-32 after tampering: what a crafted (not merely damaged) file looks like."""
+
+    def _resign(data: bytes) -> bytes:
+        body = data[:-4]
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    return _resign

@@ -1,5 +1,4 @@
 import struct
-import zlib
 
 import pytest
 
@@ -30,42 +29,20 @@ def test_round_trip():
     assert h2.to_dict()["parameters"] == 6 * FieldConfig(2, 3, 8, 2).params_per_field()
 
 
-def test_every_truncation_is_rejected():
-    data = container.write(_header(), b"\x00" * 8)
-    for n in range(len(data)):
-        with pytest.raises(SnfFormatError):
-            container.read(data[:n])
-
-
-def test_every_single_bit_flip_is_rejected():
-    data = container.write(_header(), b"\x10\x20\x30\x40" * 2)
-    for i in range(len(data)):
-        for bit in range(8):
-            bad = bytearray(data)
-            bad[i] ^= 1 << bit
-            with pytest.raises(SnfFormatError):
-                container.read(bytes(bad))
-
-
-def _resign(data: bytes) -> bytes:
-    body = data[:-4]
-    return body + struct.pack("<I", zlib.crc32(body))
-
-
-def test_unknown_version_is_refused_with_a_clear_message():
+def test_unknown_version_is_refused_with_a_clear_message(resign):
     data = bytearray(container.write(_header(), b""))
     data[4] = 2
     with pytest.raises(SnfFormatError, match="version 2 is not supported"):
-        container.read(_resign(bytes(data)))
+        container.read(resign(bytes(data)))
 
 
-def test_valid_checksum_does_not_excuse_insane_sizes():
+def test_valid_checksum_does_not_excuse_insane_sizes(resign):
     data = bytearray(container.write(_header(), b""))
     # Overwrite the first shape entry (height) with 2^31 and re-sign the file: still refused, before allocating.
     offset = 16 + struct.calcsize("<BBBBHHfffI")
     data[offset:offset + 4] = struct.pack("<I", 1 << 31)
     with pytest.raises(SnfFormatError, match="shape"):
-        container.read(_resign(bytes(data)))
+        container.read(resign(bytes(data)))
 
 
 def test_not_an_snf_file():
