@@ -104,7 +104,7 @@ def test_upscale_report_on_a_small_image(tmp_path, photo32):
     Image.fromarray(np.repeat(np.repeat(photo32, 2, axis=0), 2, axis=1)).save(path)
     row, strip = evaluate(str(path), 2, 8.0, "fast")
     for key in ("psnr_field", "psnr_decoded_bicubic", "psnr_decoded_lanczos", "psnr_low_bicubic",
-                "seam_ratio_1x", "seam_ratio_2x", "seam_ratio_1.37x"):
+                "seam_ratio_1x", "seam_excess_2x", "seam_excess_1.37x"):
         assert key in row
     assert row["psnr_field"] > 15 and strip.shape == (64, 64 * 4, 3)
 
