@@ -109,7 +109,8 @@ def main(images, out, factor, bpp, effort, seed):
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    means = {k: float(np.mean([r[k] for r in rows])) for k in keys
+    # Images under 161 px a side report SSIM, larger ones MS-SSIM: average each over the images that have it.
+    means = {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys
              if k.startswith(("psnr", "seam_", "ssim", "ms_ssim")) and k != "seam_source"}
     with open(os.path.join(out, "upscale.json"), "w") as f:
         json.dump({"images": rows, "mean": means}, f, indent=2)
