@@ -120,7 +120,7 @@ class SamplePlan:
             for k in range(layout.counts[d]):
                 lo, hi = layout.axis_window(d, k)
                 ranges.append((int(np.searchsorted(pos, lo, "left")), int(np.searchsorted(pos, hi, "left"))))
-            width = max(1, max(h - l for l, h in ranges))
+            width = max(1, max(hi - lo for lo, hi in ranges))
             K = layout.counts[d]
             local = np.zeros((K, width))
             weight = np.zeros((K, width))
@@ -130,7 +130,7 @@ class SamplePlan:
                 local[k, : hi - lo] = layout.axis_local(d, k, p)
                 weight[k, : hi - lo] = layout.axis_weights(d, k, p)
                 index[k, : hi - lo] = np.arange(lo, hi)
-            self._axes.append(_Axis(local, weight, index, np.array([h > l for l, h in ranges])))
+            self._axes.append(_Axis(local, weight, index, np.array([hi > lo for lo, hi in ranges])))
 
     @property
     def points_per_tile(self) -> int:

@@ -1,7 +1,6 @@
 import json
 import os
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image

@@ -6,8 +6,8 @@ For each image I: L = I reduced by the factor (Lanczos, anti-aliased); L is enco
 compare (a) the field decoded at the factor, (b) snfcodec's 1× decode upscaled with bicubic and with Lanczos,
 (c) L itself upscaled with bicubic (what plain resampling reaches without any coding loss). Also reports the
 seam ratio of the field's decodes at 1×, the factor and 1.37× (of L's encode, or of an encode of I when L is a
-single tile), raw and relative to the source resampled to the same grid ("excess"). Writes upscale.csv, upscale.json and one
-side-by-side crop PNG per image.
+single tile), raw and relative to the source resampled to the same grid ("excess"). Writes upscale.csv,
+upscale.json and one side-by-side crop PNG per image.
 """
 
 from __future__ import annotations
