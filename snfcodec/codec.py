@@ -171,9 +171,7 @@ def encode_signal(target: torch.Tensor, arch: presets.Architecture, kind: int, l
     report = fit(model, problem, FitOptions(steps, lr, options.psnr, options.max_seconds,
                                             progress=options.progress, desc="fit"))
 
-    empty = tuple(TensorHeader(1.0, SymbolModel(0, 0, 0, 1.0)) for _ in model.tensors())
-    overhead = len(container.write(Header(kind, layout_code, sample_rate, config, arch.tiling, empty), b""))
-    payload_budget = budget_bytes - overhead
+    payload_budget = budget_bytes - container.header_size(config.in_dim, config.sine_layers)
     with torch.no_grad():
         sens = sensitivities(lambda ts: float(problem.mse(model, ts)), model.tensors(), generator)
     relative = relative_steps(model.tensors(), sens)
