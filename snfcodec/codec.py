@@ -171,6 +171,7 @@ def encode_signal(target: torch.Tensor, arch: presets.Architecture, kind: int, l
     report = fit(model, problem, FitOptions(steps, lr, options.psnr, options.max_seconds,
                                             progress=options.progress, desc="fit"))
 
+    model.wrap_phases()
     payload_budget = budget_bytes - container.header_size(config.in_dim, config.sine_layers)
     with torch.no_grad():
         sens = sensitivities(lambda ts: float(problem.mse(model, ts)), model.tensors(), generator)

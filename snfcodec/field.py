@@ -85,6 +85,17 @@ class BatchedSiren(torch.nn.Module):
             out += [w, b]
         return out
 
+    @torch.no_grad()
+    def wrap_phases(self) -> None:
+        """Bring every sine layer's biases into [-π/ω₀, π/ω₀).
+
+        sin(ω₀(hW + b)) has period 2π/ω₀ in b, so this leaves the field unchanged while shrinking the range
+        the biases have to be coded over (first-layer biases start spread over several periods).
+        """
+        period = 2 * math.pi / self.config.omega0
+        for b in list(self.biases)[:-1]:
+            b.copy_(torch.remainder(b + period / 2, period) - period / 2)
+
     def forward(self, coords: torch.Tensor, tiles: slice | torch.Tensor | None = None,
                 tensors: list[torch.Tensor] | None = None) -> torch.Tensor:
         """coords: (T, N, in_dim) local coordinates → (T, N, out_dim).

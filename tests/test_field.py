@@ -63,3 +63,19 @@ def test_param_count():
     assert cfg.params_per_field() == (2 * 10 + 10) + 2 * (10 * 10 + 10) + (10 * 3 + 3)
     model = BatchedSiren(cfg, 5)
     assert sum(p.numel() for p in model.parameters()) == 5 * cfg.params_per_field()
+
+
+def test_wrapping_phases_keeps_the_field_and_shrinks_the_biases():
+    model, cfg = _model(tiles=3)
+    with torch.no_grad():
+        model.biases[0].mul_(10)  # spread over many periods
+    coords = torch.rand(3, 50, 2, dtype=torch.float64) * 2 - 1
+    before = siren([t.double() for t in model.tensors()], coords, cfg.omega0)
+    last_bias = model.biases[-1].clone()
+    model.wrap_phases()
+    after = siren([t.double() for t in model.tensors()], coords, cfg.omega0)
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=0)
+    half = math.pi / cfg.omega0
+    for b in list(model.biases)[:-1]:
+        assert b.abs().max() <= half + 1e-6
+    torch.testing.assert_close(model.biases[-1], last_bias)  # the output layer has no sine
