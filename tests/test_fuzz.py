@@ -1,5 +1,6 @@
 """Hostile .snf bytes: every damaged file ends in SnfFormatError, quickly, and nothing else escapes."""
 
+import os
 import struct
 import time
 
@@ -90,3 +91,27 @@ def test_random_bytes_and_empty_input():
     for data in (b"", b"\x89SNF", b"\x00" * 100, bytes(range(256)) * 4):
         with pytest.raises(SnfFormatError):
             snfcodec.decode(data)
+
+
+CONFORMANCE = os.path.join(os.path.dirname(__file__), "..", "formats", "conformance")
+
+
+@pytest.mark.slow
+@settings(max_examples=20000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_soak_crafted_and_damaged_files(resign, data):
+    """Long soak (``pytest -m slow``): every conformance file, image and audio, damaged and re-signed."""
+    names = sorted(n for n in os.listdir(CONFORMANCE) if n.endswith(".snf"))
+    with open(os.path.join(CONFORMANCE, data.draw(st.sampled_from(names))), "rb") as f:
+        good = f.read()
+    bad = bytearray(good)
+    for _ in range(data.draw(st.integers(1, 16))):
+        i = data.draw(st.integers(0, len(bad) - 1))
+        bad[i] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        bad = bad[: data.draw(st.integers(0, len(bad)))]
+    if bytes(bad) != good:
+        with pytest.raises(SnfFormatError):
+            snfcodec.decode(bytes(bad))
+    if len(bad) > 4:
+        _decode_or_format_error(resign(bytes(bad)))
