@@ -24,6 +24,7 @@ DEFAULT_LR = 3e-3
 SINE_LAYERS = 3
 IMAGE_TILE = 64
 IMAGE_MARGIN = 4
+IMAGE_OMEGA0 = 30.0
 MIN_WIDTH = 4
 
 
@@ -58,7 +59,7 @@ def image_architecture(height: int, width: int, channels: int, budget_params: in
     n = _widest(tiling, 2, channels, budget_params, SINE_LAYERS)
     if n < MIN_WIDTH:
         return None
-    return Architecture(FieldConfig(2, channels, n, SINE_LAYERS), tiling)
+    return Architecture(FieldConfig(2, channels, n, SINE_LAYERS, IMAGE_OMEGA0), tiling)
 
 
 AUDIO_WIDTH = 16  # segment length is chosen so that each segment's field has about this width
