@@ -9,7 +9,7 @@ import numpy as np
 
 from . import codec, container
 from .codec import EncodeOptions, EncodeResult
-from .errors import SnfError, SnfInputError
+from .errors import SnfError, SnfFormatError, SnfInputError
 from .files import check_not_input, write_bytes_atomic
 from .media import image_extension_ok, read_audio, read_image
 
@@ -27,20 +27,22 @@ def _named(source):
         raise type(exc)(f"{os.fspath(source)}: {exc}") from None
 
 
+# No valid .snf file comes near this size (the network is capped at 2^24 parameters): refuse before reading.
+MAX_FILE_BYTES = 1 << 30
+
+
 def read_snf(source: PathLike | bytes | bytearray | memoryview) -> bytes:
+    """The bytes of a ``.snf`` file given as a path or as bytes."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
     name = os.fspath(source)
     try:
+        if os.path.getsize(name) > MAX_FILE_BYTES:
+            raise SnfFormatError(f"{name}: larger than {MAX_FILE_BYTES} bytes, not a .snf file")
         with open(name, "rb") as f:
             return f.read()
     except OSError as exc:
         raise SnfInputError(f"{name}: cannot read: {exc.strerror}") from None
-
-
-def _is_image_path(path: PathLike) -> bool:
-    """Images are what Pillow has an extension for; everything else is tried as audio through PyAV."""
-    return image_extension_ok(path)
 
 
 def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp: float | None = None,
@@ -63,7 +65,7 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
                             seed=seed, device=device, max_seconds=max_seconds, progress=progress)
     if isinstance(source, (str, os.PathLike)):
         with _named(source):
-            if _is_image_path(source):
+            if image_extension_ok(source):  # images by Pillow's extensions; anything else through PyAV
                 result = codec.encode_image(read_image(source), options)
             else:
                 samples, rate = read_audio(source)
