@@ -162,6 +162,8 @@ def encode_signal(target: torch.Tensor, arch: presets.Architecture, kind: int, l
     lr = float(options.lr) if options.lr is not None else presets.auto_lr(config, alpha)
     if not (math.isfinite(lr) and lr > 0):
         raise SnfInputError(f"learning rate must be positive, got {options.lr}")
+    if options.psnr is not None and not math.isfinite(options.psnr):
+        raise SnfInputError(f"psnr must be a finite number of dB, got {options.psnr}")
     steps = _step_budget(options, config.in_dim)
 
     generator = torch.Generator().manual_seed(int(options.seed))
@@ -266,14 +268,6 @@ def _architecture(budget_bytes: int, dims: int, arch_for: Callable[[int], preset
     return arch
 
 
-def _encode(target: torch.Tensor, arch: presets.Architecture, kind: int, layout_code: int, sample_rate: int,
-            budget_bytes: int, options: EncodeOptions, start: float):
-    if options.psnr is not None and not math.isfinite(options.psnr):
-        raise SnfInputError(f"psnr must be a finite number of dB, got {options.psnr}")
-    fitted = encode_signal(target, arch, kind, layout_code, sample_rate, budget_bytes, options)
-    return fitted, time.perf_counter() - start
-
-
 def _result(fitted: _Fitted, seconds: float, psnr: float, options: EncodeOptions, **rate) -> EncodeResult:
     return EncodeResult(fitted.data, rate.get("bpp"), psnr, seconds, fitted.steps, fitted.qat_steps,
                         fitted.fit_psnr, fitted.alpha, fitted.lr, str(resolve_device(options.device)),
@@ -297,7 +291,8 @@ def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
     budget_bytes = int(bpp * H * W / 8)
     arch = image_architecture(H, W, C, bpp)
     target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
-    fitted, seconds = _encode(target, arch, container.KIND_IMAGE, C, 0, budget_bytes, options, start)
+    fitted = encode_signal(target, arch, container.KIND_IMAGE, C, 0, budget_bytes, options)
+    seconds = time.perf_counter() - start
     psnr = psnr_uint8(decode_image(fitted.data), pixels)
     return _result(fitted, seconds, psnr, options, bpp=8 * len(fitted.data) / (H * W))
 
@@ -368,11 +363,11 @@ def encode_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions) 
     kbps = _positive("kbps", options.kbps, DEFAULT_KBPS)
     duration = N / sample_rate
     budget_bytes = int(kbps * 1000 * duration / 8)
-    arch = _architecture(budget_bytes, 1, lambda p: presets.audio_architecture(N, C, sample_rate, p),
+    arch = _architecture(budget_bytes, 1, lambda p: presets.audio_architecture(N, C, p),
                          f"{duration:.3g} s of audio", lambda b: f"{8 * b / duration / 1000:.3g} kbps")
     target = torch.from_numpy(samples)
-    fitted, seconds = _encode(target, arch, container.KIND_AUDIO, 0, int(sample_rate), budget_bytes, options,
-                              start)
+    fitted = encode_signal(target, arch, container.KIND_AUDIO, 0, int(sample_rate), budget_bytes, options)
+    seconds = time.perf_counter() - start
     psnr = psnr_float(decode_audio(fitted.data)[0], samples)
     return _result(fitted, seconds, psnr, options, kbps=8 * len(fitted.data) / duration / 1000)
 
@@ -394,8 +389,8 @@ def decode_audio(data: bytes, sample_rate: int | None = None,
     header, tensors = read_field(data)
     if header.kind != container.KIND_AUDIO:
         raise SnfInputError(f"this file holds {container.KIND_NAMES[header.kind]}, not audio")
-    return _sample_audio(header, tensors, sample_rate, max_samples), header.sample_rate if sample_rate is None \
-        else int(sample_rate)
+    rate = header.sample_rate if sample_rate is None else int(sample_rate)
+    return _sample_audio(header, tensors, sample_rate, max_samples), rate
 
 
 def _sample_audio(header, tensors, sample_rate, max_samples) -> np.ndarray:

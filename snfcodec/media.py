@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from typing import Iterator
 
 import av
 import numpy as np
@@ -140,15 +141,12 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
                 raise SnfInputError(f"{name}: audio stream has no channels or no sample rate")
             if channels > max(AUDIO_LAYOUTS):
                 raise SnfInputError(f"{name}: {channels} channels; at most {max(AUDIO_LAYOUTS)} are supported")
-            resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=rate)
             chunks, total = [], 0
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
-                    total += chunks[-1].size
-                    if total > MAX_AUDIO_SAMPLES:
-                        raise SnfInputError(f"{name}: more than {MAX_AUDIO_SAMPLES} audio values")
-            chunks += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+            for chunk in decoded_chunks(container, stream):
+                chunks.append(chunk)
+                total += chunk.size
+                if total > MAX_AUDIO_SAMPLES:
+                    raise SnfInputError(f"{name}: more than {MAX_AUDIO_SAMPLES} audio values")
     except SnfInputError:
         raise
     except av.error.FFmpegError as exc:
@@ -157,6 +155,46 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     if samples.size == 0:
         raise SnfInputError(f"{name}: audio has no samples")
     return np.clip(samples.reshape(-1, channels), -1.0, 1.0).astype(np.float32), int(rate)
+
+
+def decoded_chunks(container, stream) -> Iterator[np.ndarray]:
+    """Decode an audio stream to interleaved float32 blocks (flat arrays), resampler flushed at the end."""
+    resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
+    for frame in container.decode(stream):
+        for out in resampler.resample(frame):
+            yield out.to_ndarray().reshape(-1)
+    for out in resampler.resample(None):
+        yield out.to_ndarray().reshape(-1)
+
+
+def encode_pcm(target, container_format: str, codec: str, samples: np.ndarray, rate: int,
+               bit_rate: int | None = None) -> None:
+    """Encode (N, C) float samples in [-1, 1] with an FFmpeg encoder into ``target`` (a path or file object).
+
+    The samples pass through 16-bit PCM, as they would through a WAV file, then whatever sample format the
+    encoder wants.
+    """
+    layout = AUDIO_LAYOUTS[samples.shape[1]]
+    pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
+    with av.open(target, "w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate, layout=layout)
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
+
+        def mux(frame):
+            for packet in stream.encode(frame):
+                container.mux(packet)
+
+        for start in range(0, len(pcm), 4096):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[start:start + 4096]).reshape(1, -1),
+                                               format="s16", layout=layout)
+            frame.rate = rate
+            for converted in resampler.resample(frame):
+                mux(converted)
+        for converted in resampler.resample(None):
+            mux(converted)
+        mux(None)
 
 
 def check_audio_array(samples: np.ndarray) -> np.ndarray:
@@ -185,15 +223,4 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, rate: int) -> None
     if ext not in AUDIO_CODECS:
         raise SnfInputError(f"{name}: unknown audio extension; use .wav or .flac")
     container_format, codec = AUDIO_CODECS[ext]
-    channels = samples.shape[1]
-    pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
-    with av.open(name, "w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=rate, layout=AUDIO_LAYOUTS[channels])
-        for start in range(0, len(pcm), 4096):
-            block = np.ascontiguousarray(pcm[start:start + 4096]).reshape(1, -1)
-            frame = av.AudioFrame.from_ndarray(block, format="s16", layout=AUDIO_LAYOUTS[channels])
-            frame.rate = rate
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode(None):
-            container.mux(packet)
+    encode_pcm(name, container_format, codec, samples, rate)

@@ -68,7 +68,7 @@ AUDIO_OMEGA0 = 30.0
 MIN_SEGMENT = 64
 
 
-def audio_architecture(samples: int, channels: int, sample_rate: int, budget_params: int) -> Architecture | None:
+def audio_architecture(samples: int, channels: int, budget_params: int) -> Architecture | None:
     """Segments sized so that each field is about AUDIO_WIDTH wide at this budget; widest net that fits."""
     per_sample = budget_params / samples
     if per_sample <= 0:

@@ -13,7 +13,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from ..media import AUDIO_LAYOUTS
+from ..media import decoded_chunks, encode_pcm
 
 
 @dataclass(frozen=True)
@@ -63,42 +63,21 @@ class FFmpegAudioCodec(Codec):
 
     container_format: str = ""
     encoder: str = ""
-    sample_format: str = "s16"
     rates: tuple = ()  # sample rates the encoder accepts; empty: any
 
     def supports(self, sample_rate: int) -> bool:
         return not self.rates or sample_rate in self.rates
 
     def encode(self, samples: np.ndarray, setting, sample_rate=None) -> bytes:
-        layout = AUDIO_LAYOUTS[samples.shape[1]]
         buf = io.BytesIO()
-        with av.open(buf, "w", format=self.container_format) as out:
-            stream = out.add_stream(self.encoder, rate=sample_rate, layout=layout)
-            stream.bit_rate = int(setting * 1000)
-            resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=sample_rate)
-            pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
-            for start in range(0, len(pcm), 4096):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pcm[start:start + 4096]).reshape(1, -1),
-                                                   format="s16", layout=layout)
-                frame.rate = sample_rate
-                for f in resampler.resample(frame):
-                    for packet in stream.encode(f):
-                        out.mux(packet)
-            for packet in stream.encode(None):
-                out.mux(packet)
+        encode_pcm(buf, self.container_format, self.encoder, samples, sample_rate, int(setting * 1000))
         return buf.getvalue()
 
     def decode(self, data: bytes, like: np.ndarray) -> np.ndarray:
         """Decode and align to ``like`` (encoder delay differs between codecs and containers)."""
-        chunks = []
         with av.open(io.BytesIO(data), format=self.container_format) as src:
-            stream = src.streams.audio[0]
-            resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
-            for frame in src.decode(stream):
-                chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-            chunks += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-        decoded = np.concatenate(chunks).reshape(-1, like.shape[1])
-        return align(decoded, like)
+            decoded = np.concatenate(list(decoded_chunks(src, src.streams.audio[0])))
+        return align(decoded.reshape(-1, like.shape[1]), like)
 
 
 def align(decoded: np.ndarray, reference: np.ndarray, max_lag: int = 4096) -> np.ndarray:
