@@ -274,9 +274,14 @@ def _result(fitted: _Fitted, seconds: float, psnr: float, options: EncodeOptions
                         rate.get("kbps"))
 
 
+def _image_budget(H: int, W: int, bpp: float) -> int:
+    """Bytes of the whole file at ``bpp``."""
+    return int(bpp * H * W / 8)
+
+
 def image_architecture(H: int, W: int, C: int, bpp: float) -> presets.Architecture:
     """The network and tiling the encoder uses for an H×W×C image at ``bpp``."""
-    return _architecture(int(bpp * H * W / 8), 2, lambda p: presets.image_architecture(H, W, C, p),
+    return _architecture(_image_budget(H, W, bpp), 2, lambda p: presets.image_architecture(H, W, C, p),
                          f"a {W}x{H} image", lambda b: f"{8 * b / (H * W):.3g} bpp")
 
 
@@ -288,7 +293,7 @@ def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
     if options.kbps is not None:
         raise SnfInputError("kbps is a rate for audio; give images a rate in bits per pixel (bpp)")
     bpp = _positive("bpp", options.bpp, DEFAULT_BPP)
-    budget_bytes = int(bpp * H * W / 8)
+    budget_bytes = _image_budget(H, W, bpp)
     arch = image_architecture(H, W, C, bpp)
     target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
     fitted = encode_signal(target, arch, container.KIND_IMAGE, C, 0, budget_bytes, options)
