@@ -128,6 +128,21 @@ def test_speed_benchmark_writes_its_outputs(tmp_path, photo32):
     assert len((out / "speed.csv").read_text().splitlines()) == 1 + 4
 
 
+def test_speed_paper_preset_takes_a_width(tmp_path, photo32):
+    from click.testing import CliRunner
+
+    from snfcodec.eval import speed
+
+    path = tmp_path / "p.png"
+    Image.fromarray(photo32).save(path)
+    r = CliRunner().invoke(speed.main, [str(path), "--preset", "paper", "--gray", "--width", "12", "--alphas", "1",
+                                        "--lrs", "1e-3", "--steps", "5", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 0, r.output
+    entry = json.loads((tmp_path / "s" / "speed.json").read_text())["results"][0]
+    assert (entry["tiles"], entry["width"], entry["shape"]) == (1, 12, [32, 32, 1])
+    assert entry["params"] == 2 * 12 + 12 + 2 * (12 * 12 + 12) + 12 + 1
+
+
 def test_best_prefers_reaching_the_target():
     from snfcodec.eval.speed import best
 

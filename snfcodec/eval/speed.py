@@ -1,10 +1,10 @@
 """Steps and seconds to a target PSNR, plain SIREN (α = 1) against weight scaling, each at its best learning rate.
 
     python -m snfcodec.eval.speed IMAGE... [--preset codec|paper] [--target-psnr 28] [--bpp 2]
-                                  [--alphas 1,auto] [--lrs 3e-4,1e-3,3e-3] [--steps 1000] [--out DIR]
+                                  [--alphas 1,auto] [--lrs 3e-4,1e-3,3e-3] [--steps 1000] [--width 256] [--out DIR]
 
 ``--preset codec`` fits the network and tiling ``snfcodec encode --bpp`` would use; ``--preset paper`` fits the
-paper's network (one field over the whole grayscale image, width 256, 3 sine layers). Every configuration runs
+paper's network (one field over the whole grayscale image, width 256 or ``--width``, 3 sine layers). Every configuration runs
 with the same seed and data in the same process; each α is credited with its best learning rate from the grid
 (fewest steps to the target, then highest final PSNR). Writes speed.json, speed.csv and speed.png.
 """
@@ -31,10 +31,10 @@ from ..media import read_image
 PAPER_WIDTH = 256
 
 
-def architecture(pixels: np.ndarray, preset: str, bpp: float) -> presets.Architecture:
+def architecture(pixels: np.ndarray, preset: str, bpp: float, width: int = PAPER_WIDTH) -> presets.Architecture:
     H, W, C = pixels.shape
     if preset == "paper":
-        return presets.Architecture(FieldConfig(2, C, PAPER_WIDTH, 3), TileLayout((H, W), (H, W), (0, 0)))
+        return presets.Architecture(FieldConfig(2, C, width, 3), TileLayout((H, W), (H, W), (0, 0)))
     return image_architecture(H, W, C, bpp)
 
 
@@ -80,9 +80,11 @@ def _alpha(text: str, config: FieldConfig) -> tuple[float, float]:
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--gray", is_flag=True, help="Convert images to grayscale (the paper's setting).")
 @click.option("--size", type=click.IntRange(min=8), help="Resize images to SIZE×SIZE first.")
+@click.option("--width", type=click.IntRange(min=1), default=PAPER_WIDTH, show_default=True,
+              help="Width of the paper preset's field (ignored by the codec preset).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), default="speed-out", show_default=True)
-def main(images, preset, target_psnr, bpp, alphas, lrs, steps, gray, size, seed, out):
+def main(images, preset, target_psnr, bpp, alphas, lrs, steps, gray, size, width, seed, out):
     """Measure how many steps weight scaling saves over plain SIREN."""
     from PIL import Image
 
@@ -96,7 +98,7 @@ def main(images, preset, target_psnr, bpp, alphas, lrs, steps, gray, size, seed,
             im = im.convert("L") if gray else im
             im = im.resize((size, size), Image.LANCZOS) if size else im
             pixels = np.asarray(im).reshape(im.size[1], im.size[0], -1)
-        arch = architecture(pixels, preset, bpp)
+        arch = architecture(pixels, preset, bpp, width)
         entry = {"image": os.path.basename(path), "preset": preset, "shape": list(pixels.shape),
                  "tiles": arch.tiling.num_tiles, "width": arch.field.width, "params": arch.params, "alphas": {}}
         for text in alphas.split(","):
