@@ -87,20 +87,22 @@ def min_field_bytes(in_dim: int, out_dim: int) -> int:
     return math.ceil(FieldConfig(in_dim, out_dim, MIN_WIDTH, SINE_LAYERS).params_per_field() * BITS_PER_PARAM / 8)
 
 
-# First-layer weight scaling measured per medium (docs/speed.md, docs/upscale.md). Audio segments hold many
-# periods of speech per field: widening the first layer's frequency range pays (+3 dB at 32 kb/s). Image tiles
-# are 64 px: halving it gave +0.24 dB at 1x (mean of 3 seeds x 6 photos at 2 bpp) and a smoother field
-# between the pixels (2x decode ahead of Lanczos resizing on 18 of 21 encodes instead of 10); it does not
-# change the steps to 28 dB.
+# First-layer weight scaling, measured per medium (docs/speed.md, docs/design.md). Audio segments hold many
+# periods of speech per field: widening the first layer's frequency range pays (+3 dB at 32 kb/s). Narrow image
+# fields want it *narrower*: 0.5 gave +0.24 dB at 2 bpp (width 22; six 128x128 photos, 3 seeds), +1.2 dB at
+# 1 bpp, +2.2 dB at 0.5 bpp and a field that interpolates better, but -0.9 dB at 4 bpp (width 33), where 0.75
+# and 1 tie. Between the two measured widths the factor is interpolated.
 AUDIO_ALPHA_FIRST = 4.0
-IMAGE_ALPHA_FIRST = 0.5
+IMAGE_ALPHA_FIRST = ((22, 0.5), (33, 1.0))  # (width, α_first) anchors; constant outside them
 
 
 def auto_alpha(config: FieldConfig) -> tuple[float, float]:
     """(α_first, α_hidden) for ``alpha="auto"``."""
     if config.in_dim == 1:
         return AUDIO_ALPHA_FIRST, 1.0
-    return IMAGE_ALPHA_FIRST, 1.0
+    (w0, a0), (w1, a1) = IMAGE_ALPHA_FIRST
+    t = min(1.0, max(0.0, (config.width - w0) / (w1 - w0)))
+    return a0 + t * (a1 - a0), 1.0
 
 
 def auto_lr(config: FieldConfig, alpha: tuple[float, float]) -> float:

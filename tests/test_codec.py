@@ -4,6 +4,7 @@ import pytest
 import snfcodec
 from snfcodec import codec
 from snfcodec.errors import SnfInputError
+from snfcodec.field import FieldConfig
 
 
 def test_encode_meets_the_rate_and_reports_honest_numbers(photo32):
@@ -90,3 +91,14 @@ def test_alpha_one_is_plain_siren_and_alpha_is_recorded(photo32):
     result = snfcodec.encode(photo32, bpp=8.0, steps=5, alpha=1.0)
     assert result.alpha == (1.0, 1.0)
     assert snfcodec.info(snfcodec.encode(photo32, bpp=8.0, steps=5, alpha=2.0).data)["field"]["alpha_first"] == 2.0
+
+
+def test_auto_alpha_narrows_the_first_layer_of_narrow_image_fields_only(photo32):
+    from snfcodec.presets import auto_alpha
+
+    firsts = [auto_alpha(FieldConfig(2, 3, w))[0] for w in (8, 22, 27, 33, 64)]
+    assert firsts[0] == firsts[1] == 0.5 and firsts[-2] == firsts[-1] == 1.0
+    assert 0.5 < firsts[2] < 1.0
+    assert auto_alpha(FieldConfig(1, 1, 16)) == (4.0, 1.0)
+    result = snfcodec.encode(photo32, bpp=8.0, steps=5)
+    assert result.alpha == auto_alpha(FieldConfig(2, 3, snfcodec.info(result.data)["field"]["width"]))
