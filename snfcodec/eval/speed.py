@@ -4,9 +4,9 @@
                                   [--alphas 1,auto] [--lrs 3e-4,1e-3,3e-3] [--steps 1000] [--width 256] [--out DIR]
 
 ``--preset codec`` fits the network and tiling ``snfcodec encode --bpp`` would use; ``--preset paper`` fits the
-paper's network (one field over the whole grayscale image, width 256 or ``--width``, 3 sine layers). Every configuration runs
-with the same seed and data in the same process; each α is credited with its best learning rate from the grid
-(fewest steps to the target, then highest final PSNR). Writes speed.json, speed.csv and speed.png.
+paper's network (one field over the whole grayscale image, width 256 or ``--width``, 3 sine layers). Every
+configuration runs with the same seed and data in the same process; each α is credited with its best learning
+rate from the grid (fewest steps to the target, then highest final PSNR). Writes speed.json, speed.csv and speed.png.
 """
 
 from __future__ import annotations
