@@ -48,8 +48,8 @@ def read_snf(source: PathLike | bytes | bytearray | memoryview) -> bytes:
 def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp: float | None = None,
            kbps: float | None = None, psnr: float | None = None, effort: str = "default",
            steps: int | None = None, alpha: str | float | tuple[float, float] = "auto", lr: float | None = None,
-           seed: int = 0, device: str = "auto", max_seconds: float | None = None, progress: bool = False,
-           sample_rate: int | None = None) -> EncodeResult:
+           seed: int = 0, tile: int | None = None, device: str = "auto", max_seconds: float | None = None,
+           progress: bool = False, sample_rate: int | None = None) -> EncodeResult:
     """Encode an image or a sound into ``.snf`` bytes.
 
     source: a media file path (image by extension, anything else as audio), an (H, W, C) uint8 image array,
@@ -57,12 +57,14 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
     bpp (images, default 2.0) / kbps (audio, default 64): target rate of the whole file, which lands at or
     just under it. psnr: stop fitting once the unquantized field reaches it. effort/steps: the step budget.
     alpha: weight scaling ("auto", a number for the first and hidden layers, or a pair); 1.0 is plain SIREN.
+    tile (images): side of the square tiles in pixels, one field each (default 64; the image's size or more
+    gives one field for the whole image).
     With ``output`` the bytes are also written there (atomically).
     """
     if output is not None:
         check_not_input(output, source)
     options = EncodeOptions(bpp=bpp, kbps=kbps, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr,
-                            seed=seed, device=device, max_seconds=max_seconds, progress=progress)
+                            seed=seed, tile=tile, device=device, max_seconds=max_seconds, progress=progress)
     if isinstance(source, (str, os.PathLike)):
         with _named(source):
             if image_extension_ok(source):  # images by Pillow's extensions; anything else through PyAV

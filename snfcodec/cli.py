@@ -94,14 +94,16 @@ def main():
               help="Weight-scaling factor; 1 is plain SIREN.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate [default: auto].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation.")
+@click.option("--tile", type=int, help="Images: tile side in pixels, one field per tile [default: 64].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
 @_fail_cleanly
-def encode(input, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, lr, seed, device, quiet, as_json):
+def encode(input, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, lr, seed, tile, device, quiet,
+           as_json):
     """Encode the image or sound INPUT into a .snf file."""
     result = api.encode(input, output, bpp=bpp, kbps=kbps, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr,
-                        seed=seed, device=device, max_seconds=max_seconds,
+                        seed=seed, tile=tile, device=device, max_seconds=max_seconds,
                         progress=not quiet and not as_json and sys.stderr.isatty())
     if as_json:
         click.echo(json.dumps(dict(result.summary(), input=input, output=output)))

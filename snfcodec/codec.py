@@ -45,6 +45,7 @@ class EncodeOptions:
     alpha: str | float | tuple[float, float] = "auto"  # weight scaling: "auto", α, or (α_first, α_hidden)
     lr: float | None = None  # Adam learning rate; None: the preset's choice for the resolved α
     seed: int = 0
+    tile: int | None = None  # images: tile side in pixels (one field per tile); None: presets.IMAGE_TILE
     device: str = "auto"  # auto | cpu | cuda
     max_seconds: float | None = None  # wall-time budget for fitting
     progress: bool = False
@@ -279,9 +280,16 @@ def _image_budget(H: int, W: int, bpp: float) -> int:
     return int(bpp * H * W / 8)
 
 
-def image_architecture(H: int, W: int, C: int, bpp: float) -> presets.Architecture:
-    """The network and tiling the encoder uses for an H×W×C image at ``bpp``."""
-    return _architecture(_image_budget(H, W, bpp), 2, lambda p: presets.image_architecture(H, W, C, p),
+MIN_TILE = 8
+
+
+def image_architecture(H: int, W: int, C: int, bpp: float, tile: int | None = None) -> presets.Architecture:
+    """The network and tiling the encoder uses for an H×W×C image at ``bpp`` (``tile``: see EncodeOptions)."""
+    if tile is None:
+        tile = presets.IMAGE_TILE
+    elif not (isinstance(tile, (int, np.integer)) and tile >= MIN_TILE):
+        raise SnfInputError(f"tile must be a whole number of pixels, at least {MIN_TILE}, got {tile!r}")
+    return _architecture(_image_budget(H, W, bpp), 2, lambda p: presets.image_architecture(H, W, C, p, int(tile)),
                          f"a {W}x{H} image", lambda b: f"{8 * b / (H * W):.3g} bpp")
 
 
@@ -294,7 +302,7 @@ def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
         raise SnfInputError("kbps is a rate for audio; give images a rate in bits per pixel (bpp)")
     bpp = _positive("bpp", options.bpp, DEFAULT_BPP)
     budget_bytes = _image_budget(H, W, bpp)
-    arch = image_architecture(H, W, C, bpp)
+    arch = image_architecture(H, W, C, bpp, options.tile)
     target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
     fitted = encode_signal(target, arch, container.KIND_IMAGE, C, 0, budget_bytes, options)
     seconds = time.perf_counter() - start
@@ -365,6 +373,8 @@ def encode_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions) 
         raise SnfInputError(f"sample rate must be a whole number of Hz in 1..10000000, got {sample_rate!r}")
     if options.bpp is not None:
         raise SnfInputError("bpp is a rate for images; give audio a rate in kilobits per second (kbps)")
+    if options.tile is not None:
+        raise SnfInputError("tile applies to images; audio segments are sized from the rate")
     kbps = _positive("kbps", options.kbps, DEFAULT_KBPS)
     duration = N / sample_rate
     budget_bytes = int(kbps * 1000 * duration / 8)

@@ -49,12 +49,13 @@ def _widest(tiling: TileLayout, in_dim: int, out_dim: int, budget_params: int, s
     return width
 
 
-def image_architecture(height: int, width: int, channels: int, budget_params: int) -> Architecture | None:
-    """Tiles of IMAGE_TILE pixels (smaller images: one tile per short side), widest net within the budget.
+def image_architecture(height: int, width: int, channels: int, budget_params: int,
+                       tile: int = IMAGE_TILE) -> Architecture | None:
+    """Square tiles of ``tile`` pixels (capped at the image's long side), widest net within the budget.
 
     Returns None when not even the narrowest network fits the budget.
     """
-    tile = min(IMAGE_TILE, max(height, width))
+    tile = min(tile, max(height, width))
     tiling = TileLayout((height, width), (tile, tile), (min(IMAGE_MARGIN, tile // 2),) * 2)
     n = _widest(tiling, 2, channels, budget_params, SINE_LAYERS)
     if n < MIN_WIDTH:

@@ -63,6 +63,10 @@ def test_errors_are_one_line_with_status_1_and_leave_no_file(tmp_path, photo_fil
     r = _run("encode", photo_file, "-o", photo_file)
     assert r.exit_code == 1 and "overwrite the input" in r.output
 
+    r = _run("encode", photo_file, "-o", tmp_path / "t.snf", "--tile", "4")
+    assert r.exit_code == 1 and "tile must be" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "t.snf").exists()
+
 
 def test_existing_output_survives_a_failed_decode(tmp_path):
     out = tmp_path / "keep.png"

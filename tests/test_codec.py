@@ -102,3 +102,15 @@ def test_auto_alpha_narrows_the_first_layer_of_narrow_image_fields_only(photo32)
     assert auto_alpha(FieldConfig(1, 1, 16)) == (4.0, 1.0)
     result = snfcodec.encode(photo32, bpp=8.0, steps=5)
     assert result.alpha == auto_alpha(FieldConfig(2, 3, snfcodec.info(result.data)["field"]["width"]))
+
+
+def test_tile_option_sets_the_tiling_and_rejects_nonsense(photo32):
+    tiled = snfcodec.info(snfcodec.encode(photo32, bpp=8.0, steps=5, tile=16).data)["tiling"]
+    assert tiled["tile"] == [16, 16] and tiled["tiles"] == 4
+    whole = snfcodec.info(snfcodec.encode(photo32, bpp=8.0, steps=5, tile=1000).data)["tiling"]
+    assert whole["tiles"] == 1
+    for bad in (0, 4, 2.5, "big"):
+        with pytest.raises(SnfInputError, match="tile"):
+            snfcodec.encode(photo32, bpp=8.0, steps=5, tile=bad)
+    with pytest.raises(SnfInputError, match="tile applies to images"):
+        snfcodec.encode(np.zeros((1000, 1), np.float32), sample_rate=8000, steps=5, tile=16)
