@@ -170,7 +170,7 @@ def encode_signal(target: torch.Tensor, arch: presets.Architecture, kind: int, l
     generator = torch.Generator().manual_seed(int(options.seed))
     model = BatchedSiren(config, arch.tiling.num_tiles, generator).to(device)
     plan = SamplePlan(arch.tiling, [pixel_centres(n) for n in arch.tiling.shape])
-    problem = Problem(plan, target, device)
+    problem = Problem(plan, target, device, presets.GRADIENT_WEIGHT[config.in_dim])
     report = fit(model, problem, FitOptions(steps, lr, options.psnr, options.max_seconds,
                                             progress=options.progress, desc="fit"))
 

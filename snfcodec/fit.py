@@ -2,7 +2,9 @@
 
 The loss is the MSE of the *blended* output (see :mod:`snfcodec.grid`) against the target, over the full grid
 every step; signals are small enough for that, and full batches are what the weight-scaling results were
-measured with.
+measured with. An optional gradient term adds the MSE of the error's differences between neighbouring samples:
+it weights fine-scale error more than the plain MSE does, which counters a sine network's bias towards low
+frequencies and, measured on images, raises the PSNR itself (docs/design.md).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class FitOptions:
 @dataclass
 class FitReport:
     steps: int  # optimizer steps taken
-    psnr: float  # best training PSNR (dB, peak-to-peak 2), the state the model is left in
+    psnr: float  # training PSNR (dB, peak-to-peak 2) of the state the model is left in (the lowest objective)
     seconds: float
     reached: bool  # PSNR target reached (False when there was none)
     curve: list[tuple[int, float]] = field(default_factory=list)  # (steps taken, PSNR) at every step
@@ -43,16 +45,19 @@ class FitReport:
 class Problem:
     """A signal on its original grid, prepared once: the training tables live on ``device``.
 
-    target: (N, C) float in [-1, 1], in the grid's C-order flattening.
+    target: (N, C) float in [-1, 1], in the grid's C-order flattening. gradient: weight of the gradient term,
+    Σ over axes of the mean squared difference of the error between neighbours along that axis.
     """
 
-    def __init__(self, plan: SamplePlan, target: torch.Tensor, device: torch.device):
+    def __init__(self, plan: SamplePlan, target: torch.Tensor, device: torch.device, gradient: float = 0.0):
         tiles = plan.active_tiles()
         coords, weights, flat = plan.gather(tiles, torch.float32)
         self.tile_ids = torch.from_numpy(tiles).to(device)
         self.coords, self.weights, self.flat = coords.to(device), weights.to(device), flat.to(device)
         self.target = target.to(device=device, dtype=torch.float32)
         self.all_tiles = len(tiles) == plan.layout.num_tiles
+        self.shape = plan.out_shape
+        self.gradient = float(gradient)
 
     def render(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
         """Blended output on the training grid: (N, C)."""
@@ -61,7 +66,17 @@ class Problem:
         return out.index_add(0, self.flat.reshape(-1), values.reshape(-1, out.shape[1]))
 
     def mse(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
-        return torch.mean((self.render(model, tensors) - self.target) ** 2)
+        return self.objective(model, tensors)[1]
+
+    def objective(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(what the optimiser minimises, the MSE): the MSE plus the weighted gradient term."""
+        error = self.render(model, tensors) - self.target
+        mse = torch.mean(error ** 2)
+        if self.gradient == 0:
+            return mse, mse
+        grid = error.reshape(*self.shape, -1)
+        term = sum(torch.mean(torch.diff(grid, dim=d) ** 2) for d in range(len(self.shape)) if self.shape[d] > 1)
+        return mse + self.gradient * term, mse
 
 
 def psnr_from_mse(mse: float) -> float:
@@ -85,7 +100,7 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
         return options.final_lr_ratio + (1 - options.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    best_psnr, best_state = -math.inf, None
+    best_loss, best_psnr, best_state = math.inf, -math.inf, None
     curve: list[tuple[int, float]] = []
     start = time.perf_counter()
     reached = False
@@ -97,11 +112,11 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
             tensors = None
             if quant_steps is not None:
                 tensors = [fake_quantize(p, s) for p, s in zip(model.tensors(), quant_steps)]
-            loss = problem.mse(model, tensors)
-            psnr = psnr_from_mse(float(loss.detach()))
+            loss, mse = problem.objective(model, tensors)
+            psnr = psnr_from_mse(float(mse.detach()))
             curve.append((step, psnr))
-            if psnr > best_psnr:
-                best_psnr = psnr
+            if float(loss.detach()) < best_loss:
+                best_loss, best_psnr = float(loss.detach()), psnr
                 best_state = [p.detach().clone() for p in model.tensors()]
             bar.set_postfix(psnr=f"{psnr:.2f}dB", refresh=False)
             if options.psnr is not None and psnr >= options.psnr:

@@ -26,6 +26,8 @@ IMAGE_TILE = 64
 IMAGE_MARGIN = 4
 IMAGE_OMEGA0 = 30.0
 MIN_WIDTH = 4
+# Weight of the gradient term in the fitting loss (fit.Problem), by input dimension.
+GRADIENT_WEIGHT = {1: 16.0, 2: 1.0}
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from snfcodec.field import BatchedSiren, FieldConfig
@@ -50,3 +51,45 @@ def test_time_budget_stops_early(photo32):
     layout, problem = _problem(photo32)
     report = fit(_model(layout), problem, FitOptions(steps=10_000, lr=3e-3, max_seconds=0.2))
     assert report.steps < 10_000
+
+
+def test_gradient_term_adds_the_mse_of_neighbour_differences_of_the_error(photo32):
+    layout = TileLayout((32, 32), (16, 16), (2, 2))
+    plan = SamplePlan(layout, [pixel_centres(32)] * 2)
+    target = torch.from_numpy(photo32.reshape(-1, 3).astype(np.float32) / 127.5 - 1)
+    model = _model(layout)
+    plain = Problem(plan, target, torch.device("cpu"))
+    weighted = Problem(plan, target, torch.device("cpu"), gradient=0.7)
+    with torch.no_grad():
+        loss0, mse0 = plain.objective(model)
+        loss, mse = weighted.objective(model)
+        error = (weighted.render(model) - target).numpy().astype(np.float64).reshape(32, 32, 3)
+    expected = np.mean(np.diff(error, axis=0) ** 2) + np.mean(np.diff(error, axis=1) ** 2)
+    assert float(loss0) == float(mse0) == float(mse)
+    assert float(loss) == pytest.approx(float(mse) + 0.7 * expected, rel=1e-5)
+    assert float(loss) > float(mse)
+
+
+def test_fit_with_a_gradient_term_reports_the_psnr_of_the_mse(photo32):
+    layout = TileLayout((32, 32), (16, 16), (2, 2))
+    plan = SamplePlan(layout, [pixel_centres(32)] * 2)
+    target = torch.from_numpy(photo32.reshape(-1, 3).astype(np.float32) / 127.5 - 1)
+    problem = Problem(plan, target, torch.device("cpu"), gradient=1.0)
+    model = _model(layout)
+    report = fit(model, problem, FitOptions(steps=40, lr=3e-3))
+    with torch.no_grad():
+        now = 10 * np.log10(4 / float(problem.mse(model)))
+    assert now == pytest.approx(report.psnr) and report.psnr > report.curve[0][1] + 3
+
+
+def test_gradient_term_works_on_one_dimensional_signals():
+    layout = TileLayout((1000,), (250,), (16,))
+    plan = SamplePlan(layout, [pixel_centres(1000)])
+    t = np.arange(1000) / 1000
+    target = torch.from_numpy(np.sin(2 * np.pi * 7 * t).astype(np.float32)[:, None] * 0.5)
+    problem = Problem(plan, target, torch.device("cpu"), gradient=16.0)
+    model = BatchedSiren(FieldConfig(1, 1, 8, 3), layout.num_tiles, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        loss, mse = problem.objective(model)
+        error = (problem.render(model) - target).numpy().astype(np.float64)[:, 0]
+    assert float(loss) == pytest.approx(float(mse) + 16.0 * np.mean(np.diff(error) ** 2), rel=1e-5)
