@@ -7,11 +7,11 @@ from snfcodec.fit import FitOptions, Problem, fit
 from snfcodec.grid import SamplePlan, TileLayout, pixel_centres
 
 
-def _problem(photo32):
+def _problem(photo32, gradient=0.0):
     layout = TileLayout((32, 32), (16, 16), (2, 2))
     plan = SamplePlan(layout, [pixel_centres(32)] * 2)
     target = torch.from_numpy(photo32.reshape(-1, 3).astype(np.float32) / 127.5 - 1)
-    return layout, Problem(plan, target, torch.device("cpu"))
+    return layout, Problem(plan, target, torch.device("cpu"), gradient)
 
 
 def _model(layout, seed=0):
@@ -54,16 +54,13 @@ def test_time_budget_stops_early(photo32):
 
 
 def test_gradient_term_adds_the_mse_of_neighbour_differences_of_the_error(photo32):
-    layout = TileLayout((32, 32), (16, 16), (2, 2))
-    plan = SamplePlan(layout, [pixel_centres(32)] * 2)
-    target = torch.from_numpy(photo32.reshape(-1, 3).astype(np.float32) / 127.5 - 1)
+    layout, plain = _problem(photo32)
+    _, weighted = _problem(photo32, gradient=0.7)
     model = _model(layout)
-    plain = Problem(plan, target, torch.device("cpu"))
-    weighted = Problem(plan, target, torch.device("cpu"), gradient=0.7)
     with torch.no_grad():
         loss0, mse0 = plain.objective(model)
         loss, mse = weighted.objective(model)
-        error = (weighted.render(model) - target).numpy().astype(np.float64).reshape(32, 32, 3)
+        error = (weighted.render(model) - weighted.target).numpy().astype(np.float64).reshape(32, 32, 3)
     expected = np.mean(np.diff(error, axis=0) ** 2) + np.mean(np.diff(error, axis=1) ** 2)
     assert float(loss0) == float(mse0) == float(mse)
     assert float(loss) == pytest.approx(float(mse) + 0.7 * expected, rel=1e-5)
@@ -71,10 +68,7 @@ def test_gradient_term_adds_the_mse_of_neighbour_differences_of_the_error(photo3
 
 
 def test_fit_with_a_gradient_term_reports_the_psnr_of_the_mse(photo32):
-    layout = TileLayout((32, 32), (16, 16), (2, 2))
-    plan = SamplePlan(layout, [pixel_centres(32)] * 2)
-    target = torch.from_numpy(photo32.reshape(-1, 3).astype(np.float32) / 127.5 - 1)
-    problem = Problem(plan, target, torch.device("cpu"), gradient=1.0)
+    layout, problem = _problem(photo32, gradient=1.0)
     model = _model(layout)
     report = fit(model, problem, FitOptions(steps=40, lr=3e-3))
     with torch.no_grad():
