@@ -66,7 +66,7 @@ class Problem:
         return out.index_add(0, self.flat.reshape(-1), values.reshape(-1, out.shape[1]))
 
     def mse(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
-        return self.objective(model, tensors)[1]
+        return torch.mean((self.render(model, tensors) - self.target) ** 2)
 
     def objective(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(what the optimiser minimises, the MSE): the MSE plus the weighted gradient term."""
@@ -115,8 +115,9 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
             loss, mse = problem.objective(model, tensors)
             psnr = psnr_from_mse(float(mse.detach()))
             curve.append((step, psnr))
-            if float(loss.detach()) < best_loss:
-                best_loss, best_psnr = float(loss.detach()), psnr
+            value = float(loss.detach())
+            if value < best_loss:
+                best_loss, best_psnr = value, psnr
                 best_state = [p.detach().clone() for p in model.tensors()]
             bar.set_postfix(psnr=f"{psnr:.2f}dB", refresh=False)
             if options.psnr is not None and psnr >= options.psnr:
