@@ -47,18 +47,18 @@ def paired_seam_ratio(sample_a: Sampler, sample_b: Sampler, canvas: tuple[int, i
     boundary as in the middle of a tile. NaN: no boundary has its content inside the other encode.
     """
     on = off = 0.0
+    inset = 1.0 / scale  # both samples of a pair must lie on real (not reflected) content, inside the canvas
     for axis in (0, 1):
         extent, size, length = canvas[axis], tile[axis], canvas[1 - axis] - shift
         if length <= 0:
             continue
-        margin = 1.0 / scale  # both samples of a pair must lie on real (not reflected) content
         for p in range(size, extent, size):
             q = p + shift  # a's boundary p holds the content of b's line q
-            if q <= extent - margin and q % size:
+            if q <= extent - inset and q % size:
                 on += _line_jump(sample_a, axis, p, 0, length, scale)
                 off += _line_jump(sample_b, axis, q, shift, length, scale)
             q = p - shift  # b's boundary p holds the content of a's line q
-            if q >= margin and q % size:
+            if q >= inset and q % size:
                 on += _line_jump(sample_b, axis, p, shift, length, scale)
                 off += _line_jump(sample_a, axis, q, 0, length, scale)
     return on / off if off > 0 else math.nan
