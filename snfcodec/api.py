@@ -11,7 +11,7 @@ from . import codec, container
 from .codec import EncodeOptions, EncodeResult
 from .errors import SnfError, SnfFormatError, SnfInputError
 from .files import check_not_input, write_bytes_atomic
-from .media import image_extension_ok, read_audio, read_image
+from .media import SNF_EXTENSION, image_extension_ok, read_audio, read_image
 
 PathLike = str | os.PathLike
 
@@ -67,6 +67,8 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
                             seed=seed, tile=tile, device=device, max_seconds=max_seconds, progress=progress)
     if isinstance(source, (str, os.PathLike)):
         with _named(source):
+            if os.fspath(source).lower().endswith(SNF_EXTENSION):
+                raise SnfInputError("already a .snf file; decode it to an image or a sound first")
             if image_extension_ok(source):  # images by Pillow's extensions; anything else through PyAV
                 result = codec.encode_image(read_image(source), options)
             else:

@@ -22,12 +22,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import SnfInputError
 
 LAYOUT_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+SNF_EXTENSION = ".snf"
 # Refuse images above this many pixels before decoding them (decompression-bomb guard).
 MAX_IMAGE_PIXELS = 1 << 26
 
 
-def _to_8bit(im: Image.Image) -> Image.Image:
-    """Bring any Pillow mode to one of L, LA, RGB, RGBA."""
+def to_layout(im: Image.Image) -> Image.Image:
+    """Bring any Pillow mode to one of L, LA, RGB, RGBA (the layouts a ``.snf`` image can hold)."""
     if im.mode in ("L", "LA", "RGB", "RGBA"):
         return im
     if im.mode == "1":
@@ -64,7 +65,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                 im.seek(0)
                 im = ImageOps.exif_transpose(im)
                 im.load()
-                arr = np.asarray(_to_8bit(im))
+                arr = np.asarray(to_layout(im))
     except SnfInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -93,9 +94,14 @@ def check_image_array(pixels: np.ndarray) -> np.ndarray:
 
 
 def image_extension_ok(path: str | os.PathLike) -> bool:
-    """Whether Pillow can write a file with this name's extension."""
+    """Whether Pillow can write a file with this name's extension.
+
+    ``.snf`` never counts, even once :mod:`snfcodec.pillow` has registered it with Pillow: a ``.snf`` file is
+    the codec's output, and the CLI and API must behave the same whether or not the plugin was imported.
+    """
     Image.init()
-    return os.path.splitext(os.fspath(path))[1].lower() in Image.registered_extensions()
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    return ext != SNF_EXTENSION and ext in Image.registered_extensions()
 
 
 def write_image(path: str | os.PathLike, pixels: np.ndarray) -> None:
