@@ -7,6 +7,7 @@ from PIL import Image
 
 from snfcodec.eval import rd
 from snfcodec.eval.baselines import JPEG, MP3, align
+from snfcodec.eval.crops import GAP
 from snfcodec.eval.metrics import bd_rate, ms_ssim, psnr_uint8
 
 
@@ -47,6 +48,24 @@ def test_align_finds_a_known_delay():
     x = rng.standard_normal((3000, 1)).astype(np.float32)
     delayed = np.concatenate([np.zeros((123, 1), np.float32), x])
     np.testing.assert_array_equal(align(delayed, x), x)
+
+
+def test_crops_show_the_same_region_from_every_codec_near_the_same_rate(tmp_path, photo32):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(photo32).save(folder / "im.png")
+    out = tmp_path / "out"
+    rd.run(str(folder), "image", str(out), rates=(4.0, 8.0), effort="fast", progress=False, crops=True,
+           crop_rate=5.0)
+    with Image.open(out / "crops" / "im.png") as im:
+        strip = np.asarray(im.convert("RGB"))
+    panels = 2 + len(rd.IMAGE_CODECS)  # original, snfcodec, the baselines
+    zoom = 256 // 32
+    assert strip.shape[1] == panels * 32 * zoom + (panels - 1) * GAP
+    label_h = strip.shape[0] - 32 * zoom
+    original = strip[label_h:, : 32 * zoom][::zoom, ::zoom]
+    np.testing.assert_array_equal(original, photo32)  # the 32x32 image is its own most detailed region
+    assert (strip[:label_h] < 128).any()  # labels are drawn
 
 
 def test_tiny_image_sweep_writes_all_outputs(tmp_path, photo32):
@@ -110,7 +129,8 @@ def test_upscale_report_on_a_small_image(tmp_path, photo32):
     # Blended tiles: a boundary jumps at most 1.15x as much as the same content in a tile's middle (1.05 here;
     # hard-edged tiles, margin 0, measure 1.18 / 1.79 / 1.39).
     assert all(row[f"seam_paired_{s}x"] < 1.15 for s in ("1", "2", "1.37"))
-    assert row["psnr_field"] > 15 and strip.shape == (96, 96 * 4, 3)
+    assert row["psnr_field"] > 15
+    assert strip.size[0] == 4 * 2 * 96 + 3 * GAP and strip.size[1] > 2 * 96  # four labelled panels, zoom 2
 
 
 def test_speed_benchmark_writes_its_outputs(tmp_path, photo32):
@@ -154,3 +174,18 @@ def test_best_prefers_reaching_the_target():
     runs = [{"steps_to_target": None, "final_psnr": 50}, {"steps_to_target": 90, "final_psnr": 30},
             {"steps_to_target": 40, "final_psnr": 29}]
     assert best(runs)["steps_to_target"] == 40
+
+
+def test_draft_benchmark_compares_the_three_ways_to_a_small_picture(tiny_snf, tmp_path):
+    from click.testing import CliRunner
+
+    from snfcodec.eval import draft
+
+    r = draft.measure(tiny_snf, 4, 1)
+    assert r["size"] == [32, 32] and r["small"] == [8, 8]
+    assert all(r[f"{k}_seconds"] > 0 for k in ("full_then_resize", "draft", "thumbnail"))
+    assert 10 < r["psnr_draft_vs_resize"] < 60 and 10 < r["psnr_thumbnail_vs_resize"]
+    path = tmp_path / "t.snf"
+    path.write_bytes(tiny_snf)
+    result = CliRunner().invoke(draft.main, [str(path), "--repeat", "1"])
+    assert result.exit_code == 0 and "draft 8x8 + load" in result.output, result.output

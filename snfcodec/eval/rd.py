@@ -1,10 +1,12 @@
 """Rate-distortion sweep of snfcodec against the codecs people use.
 
-    python -m snfcodec.eval.rd --images DIR --out DIR [--rates 1,2,4] [--effort fast] [--quick]
+    python -m snfcodec.eval.rd --images DIR --out DIR [--rates 1,2,4] [--effort fast] [--quick] [--crops]
     python -m snfcodec.eval.rd --audio DIR --out DIR [--rates 16,32,64] [--quick]
 
 Writes ``results.csv`` (one row per item × codec × setting), ``summary.json`` (mean curve per codec and the
-Bjøntegaard delta rate of snfcodec against each baseline) and ``rd.png``. Every codec is measured on the same
+Bjøntegaard delta rate of snfcodec against each baseline) and ``rd.png``; with ``--crops``, also
+``crops/NAME.png`` per image: the same detailed region from snfcodec and each baseline at about the same rate,
+labelled with codec, bpp and PSNR. Every codec is measured on the same
 decoded samples (8-bit RGB for images, float PCM for audio) with the whole file as the rate.
 """
 
@@ -28,6 +30,7 @@ import snfcodec
 from ..errors import SnfError
 from ..media import image_extension_ok, read_audio, read_image
 from .baselines import AUDIO_CODECS, IMAGE_CODECS
+from .crops import detail_region, labelled_strip
 from .metrics import bd_rate, ms_ssim, psnr_float, psnr_uint8
 
 # Published numbers on other data (shared/design.md §2), drawn only as labelled reference lines.
@@ -66,7 +69,8 @@ def _items(folder: str, kind: str) -> list[str]:
     return [p for p in paths if not image_extension_ok(p) and not p.endswith((".txt", ".md", ".json", ".csv"))]
 
 
-def _snf_rows(path, signal, sample_rate, kind, rates, effort, seed):
+def _snf_rows(path, signal, sample_rate, kind, rates, effort, seed, files: dict):
+    """One row per rate; ``files[rate]`` keeps each encoded file (for the crops)."""
     for rate in rates:
         options = {"bpp": rate} if kind == "image" else {"kbps": rate, "sample_rate": sample_rate}
         start = time.perf_counter()
@@ -75,6 +79,7 @@ def _snf_rows(path, signal, sample_rate, kind, rates, effort, seed):
         start = time.perf_counter()
         decoded = snfcodec.decode(result.data)
         decode_seconds = time.perf_counter() - start
+        files[rate] = result.data
         yield _row(path, "snfcodec", rate, result.data, signal, decoded, sample_rate, kind, encode_seconds,
                    decode_seconds)
 
@@ -102,6 +107,31 @@ def _row(path, codec, setting, data, signal, decoded, sample_rate, kind, enc, de
         rate = 8 * len(data) / (len(signal) / sample_rate) / 1000
         quality, structural = psnr_float(decoded, signal), math.nan
     return Row(os.path.basename(path), codec, float(setting), len(data), rate, quality, structural, enc, dec)
+
+
+CROP_SIDE = 128  # pixels of the original shown per panel
+CROP_RATE = 1.0  # bpp: by default the crops show the snfcodec rate nearest to this
+
+
+def write_crops(path: str, pixels: np.ndarray, rows: list[Row], files: dict, rate: float, out: str) -> str:
+    """One labelled strip for one image: original, snfcodec at the sweep rate nearest to ``rate``, and each
+    baseline at its setting whose file rate is nearest (in log) to that snfcodec file's. Returns the PNG path."""
+    mine = [r for r in rows if r.item == os.path.basename(path)]
+    snf = min((r for r in mine if r.codec == "snfcodec"), key=lambda r: abs(math.log(r.setting / rate)))
+    side = min(CROP_SIDE, *pixels.shape[:2])
+    y, x = detail_region(pixels, side)
+    window = (slice(y, y + side), slice(x, x + side))
+    panels = [("original", pixels[window]),
+              (f"snfcodec\n{snf.rate:.2f} bpp, {snf.psnr:.2f} dB", snfcodec.decode(files[snf.setting])[window])]
+    for codec in IMAGE_CODECS:
+        best = min((r for r in mine if r.codec == codec.name), key=lambda r: abs(math.log(r.rate / snf.rate)))
+        setting = next(s for s in codec.settings if float(s) == best.setting)  # rows hold it as a float
+        decoded = codec.decode(codec.encode(pixels, setting), pixels)
+        panels.append((f"{codec.name}\n{best.rate:.2f} bpp, {best.psnr:.2f} dB", decoded[window]))
+    os.makedirs(os.path.join(out, "crops"), exist_ok=True)
+    target = os.path.join(out, "crops", os.path.splitext(os.path.basename(path))[0] + ".png")
+    labelled_strip(panels, zoom=max(1, 256 // side)).save(target)
+    return target
 
 
 def summarise(rows: list[Row]) -> dict:
@@ -157,7 +187,7 @@ def plot(summary: dict, kind: str, path: str, anchors: bool) -> None:
 
 
 def run(folder: str, kind: str, out: str, rates, effort: str, seed: int = 0, anchors: bool = True,
-        progress: bool = True) -> dict:
+        progress: bool = True, crops: bool = False, crop_rate: float = CROP_RATE) -> dict:
     items = _items(folder, kind)
     if not items:
         raise click.UsageError(f"{folder}: no {kind} files found")
@@ -174,12 +204,15 @@ def run(folder: str, kind: str, out: str, rates, effort: str, seed: int = 0, anc
     start = time.perf_counter()
     with tqdm(total=per_item * len(items), desc="rd sweep", disable=not progress, unit="encode") as bar:
         for path, signal, sample_rate in loaded:
-            for row in _snf_rows(path, signal, sample_rate, kind, rates, effort, seed):
+            files: dict = {}
+            for row in _snf_rows(path, signal, sample_rate, kind, rates, effort, seed, files):
                 rows.append(row)
                 bar.update(1)
             for row in _baseline_rows(path, signal, sample_rate, kind):
                 rows.append(row)
                 bar.update(1)
+            if crops and kind == "image":
+                write_crops(path, signal, rows, files, crop_rate, out)
     summary = summarise(rows)
     summary.update({"kind": kind, "rate_unit": UNIT[kind], "items": [os.path.basename(p) for p in items],
                     "effort": effort, "snfcodec_rates": list(rates), "wall_seconds": time.perf_counter() - start,
@@ -239,7 +272,10 @@ def _parse_rates(ctx, param, value):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--anchors/--no-anchors", default=True, show_default=True,
               help="Draw published reference curves (other data sets) on the plot.")
-def main(images, audio, out, rates, effort, quick, seed, anchors):
+@click.option("--crops", is_flag=True, help="Images: also write crops/NAME.png, the same region from every codec.")
+@click.option("--crop-rate", type=click.FloatRange(min=0, min_open=True), default=CROP_RATE, show_default=True,
+              help="The crops show the snfcodec rate nearest to this (bpp).")
+def main(images, audio, out, rates, effort, quick, seed, anchors, crops, crop_rate):
     """Rate-distortion curves of snfcodec and classical codecs on a folder of media."""
     if (images is None) == (audio is None):
         raise click.UsageError("give exactly one of --images DIR or --audio DIR")
@@ -247,12 +283,14 @@ def main(images, audio, out, rates, effort, quick, seed, anchors):
     rates = rates or (QUICK_RATES if quick else RATES)[kind]
     effort = effort or ("fast" if quick else "default")
     try:
-        summary = run(images or audio, kind, out, rates, effort, seed, anchors, progress=sys.stderr.isatty())
+        summary = run(images or audio, kind, out, rates, effort, seed, anchors, progress=sys.stderr.isatty(),
+                      crops=crops, crop_rate=crop_rate)
     except SnfError as exc:
         click.echo(f"snfcodec.eval.rd: error: {exc}", err=True)
         sys.exit(1)
     click.echo(format_table(summary))
-    click.echo(f"wrote {os.path.join(out, 'results.csv')}, summary.json, rd.png")
+    click.echo(f"wrote {os.path.join(out, 'results.csv')}, summary.json, rd.png"
+               + (", crops/*.png" if crops and kind == "image" else ""))
 
 
 if __name__ == "__main__":

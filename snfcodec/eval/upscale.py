@@ -8,7 +8,7 @@ compare (a) the field decoded at the factor, (b) snfcodec's 1× decode upscaled 
 seam ratio of the field's decodes at 1×, the factor and 1.37× (of L's encode, or of an encode of I when L is a
 single tile): raw, relative to the source resampled to the same grid ("excess"), and paired (``seams.py``: each
 boundary against the same content line in the middle of a tile of a half-tile-shifted encode). Writes
-upscale.csv, upscale.json and one side-by-side crop PNG per image.
+upscale.csv, upscale.json and one labelled side-by-side crop PNG per image.
 """
 
 from __future__ import annotations
@@ -26,10 +26,12 @@ import snfcodec
 
 from ..errors import SnfError
 from ..media import read_image
+from .crops import detail_region, labelled_strip
 from .metrics import ms_ssim, psnr_uint8, seam_ratio
 from .seams import paired_seam_ratio, shifted_source
 
 SEAM_SCALES = (1.0, 2.0, 1.37)
+CROP_SIDE = 96  # pixels of the original per panel
 
 
 def _resize(pixels: np.ndarray, size: tuple[int, int], method) -> np.ndarray:
@@ -37,8 +39,9 @@ def _resize(pixels: np.ndarray, size: tuple[int, int], method) -> np.ndarray:
     return np.asarray(im.resize(size, method)).reshape(size[1], size[0], pixels.shape[2])
 
 
-def evaluate(path: str, factor: int, bpp: float, effort: str, seed: int = 0) -> tuple[dict, np.ndarray]:
-    """Numbers for one image, and a side-by-side crop (original | L bicubic | 1× + Lanczos | field)."""
+def evaluate(path: str, factor: int, bpp: float, effort: str, seed: int = 0) -> tuple[dict, Image.Image]:
+    """Numbers for one image, and a labelled side-by-side crop (original | L bicubic | 1× + Lanczos | field)
+    of its most detailed region."""
     original = read_image(path)
     H, W = (original.shape[0] // factor) * factor, (original.shape[1] // factor) * factor
     original = original[:H, :W]
@@ -79,11 +82,12 @@ def evaluate(path: str, factor: int, bpp: float, effort: str, seed: int = 0) -> 
         row[f"seam_paired_{scale:g}x"] = paired_seam_ratio(*samplers, source.shape[:2], tile, shift, scale)
     row["field_beats_best_resize"] = row["psnr_field"] >= max(row["psnr_decoded_bicubic"],
                                                               row["psnr_decoded_lanczos"])
-    side = min(96, H, W)
-    y0, x0 = (H - side) // 2, (W - side) // 2
-    order = ("low_bicubic", "decoded_lanczos", "field")
-    strip = np.concatenate([original[y0:y0 + side, x0:x0 + side]]
-                           + [candidates[k][y0:y0 + side, x0:x0 + side] for k in order], axis=1)
+    side = min(CROP_SIDE, H, W)
+    y0, x0 = detail_region(original, side)
+    window = (slice(y0, y0 + side), slice(x0, x0 + side))
+    labels = {"low_bicubic": "L + bicubic", "decoded_lanczos": "1x decode + Lanczos", "field": f"field at {factor}x"}
+    strip = labelled_strip([("original", original[window])] + [
+        (f"{labels[k]}\n{row[f'psnr_{k}']:.2f} dB", candidates[k][window]) for k in labels], zoom=2)
     return row, strip
 
 
@@ -103,8 +107,7 @@ def main(images, out, factor, bpp, effort, seed):
             row, strip = evaluate(path, factor, bpp, effort, seed)
             rows.append(row)
             name = os.path.splitext(os.path.basename(path))[0]
-            Image.fromarray(strip[:, :, 0] if strip.shape[2] == 1 else strip).save(
-                os.path.join(out, f"{name}_crops.png"))
+            strip.save(os.path.join(out, f"{name}_crops.png"))
             click.echo(f"{row['image']}: field {row['psnr_field']:.2f} dB | 1x+bicubic "
                        f"{row['psnr_decoded_bicubic']:.2f} | 1x+lanczos {row['psnr_decoded_lanczos']:.2f} | "
                        f"L+bicubic {row['psnr_low_bicubic']:.2f} | seam excess " + " ".join(
