@@ -18,7 +18,7 @@ import torch
 from . import container, entropy, presets
 from .container import Header, TensorHeader
 from .entropy import SymbolModel
-from .errors import SnfFormatError, SnfInputError
+from .errors import SnfError, SnfFormatError, SnfInputError
 from .field import BatchedSiren, siren
 from .fit import FitOptions, Problem, fit
 from .grid import SamplePlan, pixel_centres, render, resample_axis
@@ -154,9 +154,15 @@ class _Fitted:
     lr: float
 
 
-def encode_signal(target: torch.Tensor, arch: presets.Architecture, kind: int, layout_code: int,
-                  sample_rate: int, budget_bytes: int, options: EncodeOptions) -> _Fitted:
-    """Fit, fine-tune for quantization and pack one signal. target: (N, C) float in [-1, 1], C-order grid."""
+def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int, layout_code: int,
+                   sample_rate: int, budgets: list[int], options: EncodeOptions) -> list[_Fitted | SnfError]:
+    """Fit G signals of one shape together, then quantize and pack each to its own byte budget.
+
+    targets: (G, N, C) float in [-1, 1]. Each signal's fields start from the initialisation a one-signal
+    encode with the same seed gets, receive exactly its own gradient (the fields share nothing), keep their own
+    best state, and go through their own sensitivities, rate search and packing: the batch changes the speed,
+    not the rules. A signal whose budget cannot be met gets its error in its place; the others go on.
+    """
     device = resolve_device(options.device)
     alpha = _resolve_alpha(options.alpha, arch.field)
     config = dataclasses.replace(arch.field, alpha_first=alpha[0], alpha_hidden=alpha[1])
@@ -167,35 +173,57 @@ def encode_signal(target: torch.Tensor, arch: presets.Architecture, kind: int, l
         raise SnfInputError(f"psnr must be a finite number of dB, got {options.psnr}")
     steps = _step_budget(options, config.in_dim)
 
-    generator = torch.Generator().manual_seed(int(options.seed))
-    model = BatchedSiren(config, arch.tiling.num_tiles, generator).to(device)
+    G, T = len(targets), arch.tiling.num_tiles
+    generators = [torch.Generator().manual_seed(int(options.seed)) for _ in range(G)]
+    model = BatchedSiren.concatenate([BatchedSiren(config, T, g) for g in generators]).to(device)
     plan = SamplePlan(arch.tiling, [pixel_centres(n) for n in arch.tiling.shape])
-    problem = Problem(plan, target, device, presets.GRADIENT_WEIGHT[config.in_dim])
+    problem = Problem(plan, targets, device, presets.GRADIENT_WEIGHT[config.in_dim])
     report = fit(model, problem, FitOptions(steps, lr, options.psnr, options.max_seconds,
                                             progress=options.progress, desc="fit"))
 
     model.wrap_phases()
-    payload_budget = budget_bytes - container.header_size(config.in_dim, config.sine_layers)
+    header_bytes = container.header_size(config.in_dim, config.sine_layers)
     with torch.no_grad():
-        sens = sensitivities(lambda ts: float(problem.mse(model, ts)), model.tensors(), generator)
-    relative = relative_steps(model.tensors(), sens)
-    q_steps = steps_for_precision(model.tensors(), relative,
-                                  _search_precision(model.tensors(), relative, payload_budget))
+        sens = sensitivities(lambda ts: problem.mse(model, ts).cpu().numpy().astype(np.float64), model.tensors(),
+                             generators)
+
+    def own(tensors, g):  # signal g's fields
+        return [t[g * T:(g + 1) * T] for t in tensors]
+
+    q_steps, errors = [], [None] * G
+    for g in range(G):
+        tensors = own(model.tensors(), g)
+        relative = relative_steps(tensors, [s[g] for s in sens])
+        try:
+            precision = _search_precision(tensors, relative, budgets[g] - header_bytes)
+        except SnfInputError as exc:
+            errors[g], precision = exc, -8.0  # fine-tuned along with the others, then dropped
+        q_steps.append(steps_for_precision(tensors, relative, precision))
 
     qat_steps = max(MIN_QAT_STEPS, int(QAT_FRACTION * report.steps)) if report.steps > 0 else 0
     if qat_steps:
+        per_tensor = [torch.tensor([q[i] for q in q_steps], dtype=torch.float32, device=device)
+                      .repeat_interleave(T).reshape(-1, 1, 1) for i in range(len(q_steps[0]))]
         fit(model, problem, FitOptions(qat_steps, lr * QAT_LR_RATIO, progress=options.progress, desc="qat"),
-            quant_steps=q_steps)
-    # Fine-tuning moved the weights; coarsen the same grid slightly if the payload grew past the budget.
-    tensors = [t.detach().cpu() for t in model.tensors()]
-    for factor in np.geomspace(1.0, 4.0, 64):
-        payload, headers = _pack(tensors, [admissible_step(t, s * factor) for t, s in zip(tensors, q_steps)])
-        if len(payload) <= payload_budget:
-            break
-    else:
-        raise SnfInputError("could not meet the rate target after fine-tuning; ask for a higher rate")
-    data = container.write(Header(kind, layout_code, sample_rate, config, arch.tiling, headers), payload)
-    return _Fitted(data, report.steps, qat_steps, report.psnr, alpha, lr)
+            quant_steps=per_tensor)
+    # Fine-tuning moved the weights; coarsen the same grid slightly if a payload grew past its budget.
+    everything = [t.detach().cpu() for t in model.tensors()]
+    out: list[_Fitted | SnfError] = []
+    for g in range(G):
+        if errors[g] is not None:
+            out.append(errors[g])
+            continue
+        tensors = own(everything, g)
+        for factor in np.geomspace(1.0, 4.0, 64):
+            payload, headers = _pack(tensors, [admissible_step(t, s * factor) for t, s in zip(tensors, q_steps[g])])
+            if len(payload) <= budgets[g] - header_bytes:
+                break
+        else:
+            out.append(SnfInputError("could not meet the rate target after fine-tuning; ask for a higher rate"))
+            continue
+        data = container.write(Header(kind, layout_code, sample_rate, config, arch.tiling, headers), payload)
+        out.append(_Fitted(data, report.steps, qat_steps, report.psnrs[g], alpha, lr))
+    return out
 
 
 def read_field(data: bytes) -> tuple[Header, list[torch.Tensor]]:
@@ -293,21 +321,77 @@ def image_architecture(H: int, W: int, C: int, bpp: float, tile: int | None = No
                          f"a {W}x{H} image", lambda b: f"{8 * b / (H * W):.3g} bpp")
 
 
-def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
-    """(H, W, C) uint8 → EncodeResult; the rate counts every byte of the file."""
-    start = time.perf_counter()
+@dataclass
+class Prepared:
+    """One input made ready for the encoder. Inputs with equal ``key`` share an architecture (same kind, shape,
+    channels, rate and options) and can be fitted together (:func:`encode_prepared`)."""
+
+    key: tuple
+    arch: presets.Architecture
+    target: torch.Tensor  # (N, C) float32 in [-1, 1]
+    original: np.ndarray  # what the decoded file is compared with: (H, W, C) uint8 or (N, C) float32
+    kind: int
+    layout_code: int
+    sample_rate: int
+    budget_bytes: int
+
+
+def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
+    """(H, W, C) uint8 → a prepared image; checks the options that apply to images."""
     pixels = check_image_array(pixels)
     H, W, C = pixels.shape
     if options.kbps is not None:
         raise SnfInputError("kbps is a rate for audio; give images a rate in bits per pixel (bpp)")
     bpp = _positive("bpp", options.bpp, DEFAULT_BPP)
-    budget_bytes = _image_budget(H, W, bpp)
     arch = image_architecture(H, W, C, bpp, options.tile)
     target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
-    fitted = encode_signal(target, arch, container.KIND_IMAGE, C, 0, budget_bytes, options)
-    seconds = time.perf_counter() - start
-    psnr = psnr_uint8(decode_image(fitted.data), pixels)
-    return _result(fitted, seconds, psnr, options, bpp=8 * len(fitted.data) / (H * W))
+    return Prepared((container.KIND_IMAGE, C, 0, arch), arch, target, pixels, container.KIND_IMAGE, C, 0,
+                    _image_budget(H, W, bpp))
+
+
+def encode_prepared(items: list[Prepared], options: EncodeOptions,
+                    start: float | None = None) -> list[EncodeResult | SnfError]:
+    """Encode inputs of one key together; one result, or the error that stopped that input, per input.
+
+    ``seconds`` of each result is the group's wall time (from ``start``) shared equally among its inputs.
+    """
+    start = time.perf_counter() if start is None else start
+    first = items[0]
+    if any(item.key != first.key for item in items):
+        raise ValueError("only inputs with the same key can be encoded together")
+    targets = torch.stack([item.target for item in items])
+    fitted = encode_signals(targets, first.arch, first.kind, first.layout_code, first.sample_rate,
+                            [item.budget_bytes for item in items], options)
+    out: list[EncodeResult | SnfError] = []
+    for item, f in zip(items, fitted):
+        if isinstance(f, SnfError):
+            out.append(f)
+        elif item.kind == container.KIND_IMAGE:
+            H, W = item.original.shape[:2]
+            out.append(_result(f, 0.0, psnr_uint8(decode_image(f.data), item.original), options,
+                               bpp=8 * len(f.data) / (H * W)))
+        else:
+            duration = len(item.original) / item.sample_rate
+            out.append(_result(f, 0.0, psnr_float(decode_audio(f.data)[0], item.original), options,
+                               kbps=8 * len(f.data) / duration / 1000))
+    seconds = (time.perf_counter() - start) / len(items)
+    for r in out:
+        if isinstance(r, EncodeResult):
+            r.seconds = seconds
+    return out
+
+
+def _encode_one(item: Prepared, options: EncodeOptions, start: float) -> EncodeResult:
+    result = encode_prepared([item], options, start)[0]
+    if isinstance(result, SnfError):
+        raise result
+    return result
+
+
+def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
+    """(H, W, C) uint8 → EncodeResult; the rate counts every byte of the file."""
+    start = time.perf_counter()
+    return _encode_one(prepare_image(pixels, options), options, start)
 
 
 def image_axes(header: Header, scale=None, size=None, crop=None) -> list[np.ndarray]:
@@ -364,9 +448,8 @@ def psnr_float(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10.0 * math.log10(4.0 / mse)
 
 
-def encode_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions) -> EncodeResult:
-    """(N, C) float samples in [-1, 1] at ``sample_rate`` Hz → EncodeResult (rate in kb/s)."""
-    start = time.perf_counter()
+def prepare_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions) -> Prepared:
+    """(N, C) float samples in [-1, 1] at ``sample_rate`` Hz → a prepared sound; checks the audio options."""
     samples = check_audio_array(samples)
     N, C = samples.shape
     if not (isinstance(sample_rate, (int, np.integer)) and 1 <= sample_rate <= 10_000_000):
@@ -380,11 +463,15 @@ def encode_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions) 
     budget_bytes = int(kbps * 1000 * duration / 8)
     arch = _architecture(budget_bytes, 1, lambda p: presets.audio_architecture(N, C, p),
                          f"{duration:.3g} s of audio", lambda b: f"{8 * b / duration / 1000:.3g} kbps")
-    target = torch.from_numpy(samples)
-    fitted = encode_signal(target, arch, container.KIND_AUDIO, 0, int(sample_rate), budget_bytes, options)
-    seconds = time.perf_counter() - start
-    psnr = psnr_float(decode_audio(fitted.data)[0], samples)
-    return _result(fitted, seconds, psnr, options, kbps=8 * len(fitted.data) / duration / 1000)
+    rate = int(sample_rate)
+    return Prepared((container.KIND_AUDIO, 0, rate, arch), arch, torch.from_numpy(samples), samples,
+                    container.KIND_AUDIO, 0, rate, budget_bytes)
+
+
+def encode_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions) -> EncodeResult:
+    """(N, C) float samples in [-1, 1] at ``sample_rate`` Hz → EncodeResult (rate in kb/s)."""
+    start = time.perf_counter()
+    return _encode_one(prepare_audio(samples, sample_rate, options), options, start)
 
 
 def audio_axis(header: Header, sample_rate: int | None = None) -> np.ndarray:

@@ -78,6 +78,20 @@ class BatchedSiren(torch.nn.Module):
             self.weights.append(torch.nn.Parameter(w))
             self.biases.append(torch.nn.Parameter(b))
 
+    @classmethod
+    def concatenate(cls, models: list["BatchedSiren"]) -> "BatchedSiren":
+        """One model holding the fields of ``models`` (same config), in order: how several signals are fitted
+        together while each starts from exactly the initialisation it would get alone."""
+        config = models[0].config
+        if any(m.config != config for m in models):
+            raise ValueError("only fields of one shape can be batched together")
+        out = cls(config, 0)
+        out.tiles = sum(m.tiles for m in models)
+        for k in range(len(out.weights)):
+            out.weights[k] = torch.nn.Parameter(torch.cat([m.weights[k].detach() for m in models]))
+            out.biases[k] = torch.nn.Parameter(torch.cat([m.biases[k].detach() for m in models]))
+        return out
+
     def tensors(self) -> list[torch.nn.Parameter]:
         """All parameters in the canonical (container) order: w0, b0, w1, b1, ..."""
         out = []

@@ -36,46 +36,67 @@ class FitOptions:
 @dataclass
 class FitReport:
     steps: int  # optimizer steps taken
-    psnr: float  # training PSNR (dB, peak-to-peak 2) of the state the model is left in (the lowest objective)
+    psnrs: list[float]  # per signal: training PSNR (dB, peak-to-peak 2) of the state it is left in (its lowest objective)
     seconds: float
-    reached: bool  # PSNR target reached (False when there was none)
-    curve: list[tuple[int, float]] = field(default_factory=list)  # (steps taken, PSNR) at every step
+    reached: bool  # PSNR target reached by every signal (False when there was none)
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (steps taken, mean PSNR) at every step
+
+    @property
+    def psnr(self) -> float:
+        """Mean of the signals' PSNRs (the PSNR, for one signal)."""
+        return sum(self.psnrs) / len(self.psnrs)
 
 
 class Problem:
-    """A signal on its original grid, prepared once: the training tables live on ``device``.
+    """Signals of one shape on their original grid, prepared once: the training tables live on ``device``.
 
-    target: (N, C) float in [-1, 1], in the grid's C-order flattening. gradient: weight of the gradient term,
-    Σ over axes of the mean squared difference of the error between neighbours along that axis.
+    target: (N, C) for one signal or (G, N, C) for G signals fitted together, each in the grid's C-order
+    flattening with values in [-1, 1]. The model then holds G × ``plan.layout.num_tiles`` fields, signal by
+    signal. Every loss is per signal, (G,): signals share no parameter, so summing their losses gives each one
+    exactly the gradient it would get alone. gradient: weight of the gradient term, Σ over axes of the mean
+    squared difference of the error between neighbours along that axis.
     """
 
     def __init__(self, plan: SamplePlan, target: torch.Tensor, device: torch.device, gradient: float = 0.0):
+        target = target if target.dim() == 3 else target[None]
+        G, N, C = target.shape
         tiles = plan.active_tiles()
         coords, weights, flat = plan.gather(tiles, torch.float32)
-        self.tile_ids = torch.from_numpy(tiles).to(device)
-        self.coords, self.weights, self.flat = coords.to(device), weights.to(device), flat.to(device)
-        self.target = target.to(device=device, dtype=torch.float32)
-        self.all_tiles = len(tiles) == plan.layout.num_tiles
+        per_signal = plan.layout.num_tiles
+        ids = torch.from_numpy(tiles)
+        self.signals = G
+        self.tile_ids = (ids[None] + per_signal * torch.arange(G)[:, None]).reshape(-1).to(device)
+        self.coords = coords.repeat(G, 1, 1).to(device)
+        self.weights = weights.repeat(G, 1, 1).to(device)
+        self.flat = (flat[None] + N * torch.arange(G)[:, None, None]).reshape(-1, flat.shape[1]).to(device)
+        self.target = target.reshape(G * N, C).to(device=device, dtype=torch.float32)
+        self.all_tiles = len(tiles) == per_signal
         self.shape = plan.out_shape
         self.gradient = float(gradient)
 
     def render(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
-        """Blended output on the training grid: (N, C)."""
+        """Blended output on the training grid: (G · N, C)."""
         values = model(self.coords, None if self.all_tiles else self.tile_ids, tensors) * self.weights
         out = torch.zeros_like(self.target)
         return out.index_add(0, self.flat.reshape(-1), values.reshape(-1, out.shape[1]))
 
+    def _error(self, model: BatchedSiren, tensors) -> torch.Tensor:
+        """(G, N · C) error of each signal."""
+        return (self.render(model, tensors) - self.target).reshape(self.signals, -1)
+
     def mse(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
-        return torch.mean((self.render(model, tensors) - self.target) ** 2)
+        """(G,) MSE of each signal."""
+        return torch.mean(self._error(model, tensors) ** 2, dim=1)
 
     def objective(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(what the optimiser minimises, the MSE): the MSE plus the weighted gradient term."""
-        error = self.render(model, tensors) - self.target
-        mse = torch.mean(error ** 2)
+        """(what the optimiser minimises, the MSE), each (G,): the MSE plus the weighted gradient term."""
+        error = self._error(model, tensors)
+        mse = torch.mean(error ** 2, dim=1)
         if self.gradient == 0:
             return mse, mse
-        grid = error.reshape(*self.shape, -1)
-        term = sum(torch.mean(torch.diff(grid, dim=d) ** 2) for d in range(len(self.shape)) if self.shape[d] > 1)
+        grid = error.reshape(self.signals, *self.shape, -1)
+        term = sum(torch.mean(torch.diff(grid, dim=d + 1) ** 2, dim=tuple(range(1, grid.dim())))
+                   for d in range(len(self.shape)) if self.shape[d] > 1)
         return mse + self.gradient * term, mse
 
 
@@ -100,7 +121,10 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
         return options.final_lr_ratio + (1 - options.final_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
-    best_loss, best_psnr, best_state = math.inf, -math.inf, None
+    G = problem.signals
+    best_loss = torch.full((G,), math.inf)
+    best_psnr = [-math.inf] * G
+    best_state = [p.detach().clone() for p in model.tensors()]
     curve: list[tuple[int, float]] = []
     start = time.perf_counter()
     reached = False
@@ -112,15 +136,16 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
             tensors = None
             if quant_steps is not None:
                 tensors = [fake_quantize(p, s) for p, s in zip(model.tensors(), quant_steps)]
-            loss, mse = problem.objective(model, tensors)
-            psnr = psnr_from_mse(float(mse.detach()))
-            curve.append((step, psnr))
-            value = float(loss.detach())
-            if value < best_loss:
-                best_loss, best_psnr = value, psnr
-                best_state = [p.detach().clone() for p in model.tensors()]
-            bar.set_postfix(psnr=f"{psnr:.2f}dB", refresh=False)
-            if options.psnr is not None and psnr >= options.psnr:
+            losses, mses = problem.objective(model, tensors)
+            values, psnrs = losses.detach().cpu(), [psnr_from_mse(m) for m in mses.detach().cpu().tolist()]
+            curve.append((step, sum(psnrs) / G))
+            better = values < best_loss
+            if bool(better.any()):
+                _keep(best_state, model.tensors(), better.to(best_state[0].device))
+                best_loss = torch.where(better, values, best_loss)
+                best_psnr = [p if b else q for p, q, b in zip(psnrs, best_psnr, better.tolist())]
+            bar.set_postfix(psnr=f"{curve[-1][1]:.2f}dB", refresh=False)
+            if options.psnr is not None and min(psnrs) >= options.psnr:
                 reached = True
                 break
             if step >= options.steps:
@@ -128,7 +153,7 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
             if options.max_seconds is not None and time.perf_counter() - start >= options.max_seconds:
                 break
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            losses.sum().backward()
             optimizer.step()
             scheduler.step()
             step += 1
@@ -137,3 +162,12 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
         for p, best in zip(model.tensors(), best_state):
             p.copy_(best)
     return FitReport(step, best_psnr, time.perf_counter() - start, reached, curve)
+
+
+@torch.no_grad()
+def _keep(best: list[torch.Tensor], current: list[torch.Tensor], better: torch.Tensor) -> None:
+    """Copy the current parameters of the signals flagged in ``better`` (G,) into ``best``."""
+    G = len(better)
+    for b, c in zip(best, current):
+        view_b, view_c = b.view(G, -1), c.detach().view(G, -1)
+        view_b.copy_(torch.where(better[:, None], view_c, view_b))

@@ -22,28 +22,34 @@ import torch
 MAX_SYMBOL = 32767
 
 
-def sensitivities(loss: Callable[[list[torch.Tensor]], float], tensors: list[torch.Tensor],
-                  generator: torch.Generator, trials: int = 2) -> list[float]:
+def sensitivities(loss: Callable[[list[torch.Tensor]], np.ndarray], tensors: list[torch.Tensor],
+                  generators: list[torch.Generator], trials: int = 2) -> list[np.ndarray]:
     """g_i: increase of ``loss`` per unit variance of uniform noise added to every element of tensor i.
 
-    Two passes: a probe with noise at 1 % of the tensor's RMS, then a measurement with noise sized to raise the
-    loss by about 10 %, well above float32 round-off yet still in the locally quadratic regime.
+    The tensors hold G signals' fields along their first axis (one ``generators`` entry per signal, which
+    draws that signal's noise); ``loss`` returns the (G,) loss of each signal, so one probe measures all of
+    them. Returns, per tensor, a (G,) array. Two passes: a probe with noise at 1 % of the tensor's RMS, then a
+    measurement with noise sized to raise the loss by about 10 %, well above float32 round-off yet still in the
+    locally quadratic regime.
     """
+    G = len(generators)
     base = loss(tensors)
     out = []
     for i, t in enumerate(tensors):
-        rms = float(t.detach().pow(2).mean().sqrt()) or 1e-3
-        sigma = 0.01 * rms
-        g = 0.0
+        parts = t.detach().reshape(G, -1)
+        rms = parts.pow(2).mean(dim=1).sqrt().cpu().numpy().astype(np.float64)
+        sigma = 0.01 * np.where(rms > 0, rms, 1e-3)
+        g = np.zeros(G)
         for _ in range(2):
             rises = []
             for _ in range(trials):
-                noise = (torch.rand(t.shape, generator=generator, dtype=t.dtype) * 2 - 1) * (sigma * math.sqrt(3))
+                noise = torch.stack([(torch.rand(parts.shape[1], generator=gen, dtype=t.dtype) * 2 - 1)
+                                     * float(s * math.sqrt(3)) for gen, s in zip(generators, sigma)])
                 noisy = list(tensors)
-                noisy[i] = t.detach() + noise.to(t.device)
+                noisy[i] = (parts + noise.to(t.device)).reshape(t.shape)
                 rises.append(loss(noisy) - base)
-            g = max(float(np.mean(rises)) / sigma**2, 1e-12)
-            sigma = math.sqrt(0.1 * max(base, 1e-12) / g)
+            g = np.maximum(np.mean(rises, axis=0) / sigma**2, 1e-12)
+            sigma = np.sqrt(0.1 * np.maximum(base, 1e-12) / g)
         out.append(g)
     return out
 

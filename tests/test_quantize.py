@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from snfcodec.quantize import (MAX_SYMBOL, dequantize, fake_quantize, quantize, relative_steps, sensitivities,
@@ -34,8 +35,18 @@ def test_steps_shrink_with_precision_and_respect_symbol_range():
 def test_sensitive_tensors_get_finer_steps():
     a, b = torch.randn(100), torch.randn(100)
     # Loss ten-thousand times more sensitive to the first tensor than to the second.
-    loss = lambda ts: float((1e4 * (ts[0] - a) ** 2).sum() + ((ts[1] - b) ** 2).sum() + 1.0)
-    g = sensitivities(loss, [a, b], torch.Generator().manual_seed(0))
+    loss = lambda ts: np.array([float((1e4 * (ts[0] - a) ** 2).sum() + ((ts[1] - b) ** 2).sum() + 1.0)])
+    g = [float(v[0]) for v in sensitivities(loss, [a, b], [torch.Generator().manual_seed(0)])]
     assert g[0] / g[1] > 1e3
     rel = relative_steps([a, b], g)
     assert rel[0] < rel[1] / 30
+
+
+def test_sensitivities_are_measured_per_signal_in_one_batch():
+    # Two signals' tensors stacked along the first axis; the second signal is 100x more sensitive.
+    a = torch.randn(2, 50)
+    weight = torch.tensor([[1.0], [100.0]])
+    loss = lambda ts: (weight * (ts[0] - a) ** 2).sum(dim=1).double().numpy() + 1.0
+    gens = [torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)]
+    (g,) = sensitivities(loss, [a], gens)
+    assert g.shape == (2,) and g[1] / g[0] == pytest.approx(100, rel=0.2)
