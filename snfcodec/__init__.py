@@ -5,9 +5,10 @@
 >>> pixels = snfcodec.decode("photo.snf", scale=2)
 """
 
-from .api import decode, encode, info
+from .api import decode, encode, encode_many, info
+from .batch import BatchResult
 from .codec import EncodeResult
 from .errors import SnfError, SnfFormatError, SnfInputError
 
-__all__ = ["encode", "decode", "info", "EncodeResult", "SnfError", "SnfFormatError", "SnfInputError"]
+__all__ = ["encode", "encode_many", "decode", "info", "EncodeResult", "BatchResult", "SnfError", "SnfFormatError", "SnfInputError"]
 __version__ = "0.1.0"

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import codec, container
+from . import batch, codec, container
+from .batch import BatchResult
 from .codec import EncodeOptions, EncodeResult
 from .errors import SnfError, SnfFormatError, SnfInputError
 from .files import check_not_input, write_bytes_atomic
-from .media import SNF_EXTENSION, image_extension_ok, read_audio, read_image
+from .media import read_media
 
 PathLike = str | os.PathLike
 
@@ -67,13 +69,11 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
                             seed=seed, tile=tile, device=device, max_seconds=max_seconds, progress=progress)
     if isinstance(source, (str, os.PathLike)):
         with _named(source):
-            if os.fspath(source).lower().endswith(SNF_EXTENSION):
-                raise SnfInputError("already a .snf file; decode it to an image or a sound first")
-            if image_extension_ok(source):  # images by Pillow's extensions; anything else through PyAV
-                result = codec.encode_image(read_image(source), options)
+            media = read_media(source)
+            if isinstance(media, np.ndarray):
+                result = codec.encode_image(media, options)
             else:
-                samples, rate = read_audio(source)
-                result = codec.encode_audio(samples, rate, options)
+                result = codec.encode_audio(*media, options)
     elif np.asarray(source).dtype == np.uint8:
         result = codec.encode_image(source, options)
     else:
@@ -83,6 +83,22 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
     if output is not None:
         write_bytes_atomic(output, result.data)
     return result
+
+
+def encode_many(sources: Iterable[PathLike], out_dir: PathLike | None = None, *, skip_existing: bool = False,
+                cluster: str | None = None, **options) -> Iterator[BatchResult]:
+    """Encode many images or sounds; yields one :class:`~snfcodec.batch.BatchResult` per input as it completes.
+
+    sources: files and folders (walked; media files by extension). With ``out_dir`` each input's ``.snf`` is
+    written there atomically, mirroring the folders' relative paths; without it the bytes are in
+    ``result.data``. Inputs of the same kind, size, channels and rate are fitted together as one batched model,
+    with every per-file rule of :func:`encode` (rate control exact per file). skip_existing: leave inputs whose
+    output exists (resumes an interrupted run). cluster: None (this process), "local" (a Ray cluster on this
+    machine) or a Ray address; needs ``pip install "snfcodec[cluster]"``. options: as for :func:`encode`
+    (bpp, kbps, psnr, effort, steps, alpha, lr, seed, tile, device, max_seconds). A bad input gives a result
+    with ``status == "error"`` and a one-line ``error``; the others go on.
+    """
+    return batch.encode_many(sources, out_dir, skip_existing=skip_existing, cluster=cluster, **options)
 
 
 def decode(source: PathLike | bytes, *, scale: float | None = None, size: tuple[int, int] | None = None,

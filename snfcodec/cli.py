@@ -8,12 +8,16 @@ replaced only when the new one is complete, and the input is never overwritten.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
+import os
 import sys
+import time
 
 import click
+from tqdm.auto import tqdm
 
-from . import api, codec
+from . import api, batch, codec
 from .errors import SnfError, SnfInputError
 from .files import check_not_input, write_atomic
 from .media import audio_extension_ok, image_extension_ok, write_audio, write_image
@@ -79,8 +83,9 @@ def main():
 
 
 @main.command()
-@click.argument("input", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output .snf file.")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Output .snf file; with several inputs or a folder, the output folder (mirrors their paths).")
 @click.option("--bpp", type=float,
               help=f"Images: target bits per pixel of the whole file [default: {codec.DEFAULT_BPP}].")
 @click.option("--kbps", type=float,
@@ -96,21 +101,73 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation.")
 @click.option("--tile", type=int, help="Images: tile side in pixels, one field per tile [default: 64].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--skip-existing", is_flag=True, help="Leave inputs whose output exists (resume a run).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",
+              help="Several inputs: run the groups on a Ray cluster (a local one without ADDRESS).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the results.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file with the results.")
 @_fail_cleanly
-def encode(input, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, lr, seed, tile, device, quiet,
-           as_json):
-    """Encode the image or sound INPUT into a .snf file."""
-    result = api.encode(input, output, bpp=bpp, kbps=kbps, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr,
-                        seed=seed, tile=tile, device=device, max_seconds=max_seconds,
-                        progress=not quiet and not as_json and sys.stderr.isatty())
+def encode(inputs, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, lr, seed, tile, device,
+           skip_existing, ray_address, quiet, as_json):
+    """Encode images or sounds into .snf files.
+
+    One INPUT file and -o OUT.snf encodes one file. Several INPUTS, or folders (walked for images and sounds),
+    with -o OUTDIR encode every one of them, fitting inputs of the same kind and size together.
+    """
+    options = dict(bpp=bpp, kbps=kbps, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr, seed=seed,
+                   tile=tile, device=device, max_seconds=max_seconds)
+    many = len(inputs) > 1 or os.path.isdir(inputs[0]) or os.path.isdir(output) or output.endswith(("/", os.sep))
+    if not many:
+        if ray_address is not None:
+            raise click.UsageError("--ray runs several inputs; give an output folder, e.g. -o out/")
+        _encode_one(inputs[0], output, options, skip_existing, quiet, as_json)
+    else:
+        _encode_many(inputs, output, options, skip_existing, ray_address, quiet, as_json)
+
+
+def _rate_text(result) -> str:
+    rate = f"{result.bpp:.4f} bpp" if result.bpp is not None else f"{result.kbps:.2f} kb/s"
+    return (f"{result.bytes} bytes, {rate}, {result.psnr:.2f} dB PSNR, {result.steps}+{result.qat_steps} steps, "
+            f"{result.seconds:.1f} s")
+
+
+def _encode_one(input, output, options, skip_existing, quiet, as_json):
+    if skip_existing and os.path.exists(output):
+        if as_json:
+            click.echo(json.dumps({"input": input, "output": output, "status": "skipped"}))
+        elif not quiet:
+            click.echo(f"{output}: exists, skipped")
+        return
+    result = api.encode(input, output, progress=not quiet and not as_json and sys.stderr.isatty(), **options)
     if as_json:
         click.echo(json.dumps(dict(result.summary(), input=input, output=output)))
     elif not quiet:
-        rate = f"{result.bpp:.4f} bpp" if result.bpp is not None else f"{result.kbps:.2f} kb/s"
-        click.echo(f"{output}: {result.bytes} bytes, {rate}, {result.psnr:.2f} dB PSNR, "
-                   f"{result.steps}+{result.qat_steps} steps, {result.seconds:.1f} s")
+        click.echo(f"{output}: {_rate_text(result)}")
+
+
+def _encode_many(inputs, out_dir, options, skip_existing, ray_address, quiet, as_json):
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise SnfInputError(f"{out_dir}: not a folder; with several inputs -o names the output folder")
+    start = time.perf_counter()
+    jobs, refused = batch.plan(inputs, out_dir)
+    results = itertools.chain(refused, batch.run(jobs, codec.EncodeOptions(**options), skip_existing, ray_address))
+    counts = {"ok": 0, "skipped": 0, "error": 0}
+    with tqdm(total=len(jobs) + len(refused), unit="file", desc="encode", dynamic_ncols=True,
+              disable=quiet or as_json or not sys.stderr.isatty()) as bar:
+        for r in results:
+            counts[r.status] += 1
+            if as_json:
+                click.echo(json.dumps(r.summary()))
+            elif r.status == "error":
+                bar.write(f"snfcodec: error: {r.error}", file=sys.stderr)
+            elif not quiet:
+                bar.write(f"{r.output}: " + ("exists, skipped" if r.status == "skipped" else _rate_text(r.result)))
+            bar.update(1)
+    if not quiet and not as_json:
+        click.echo(f"snfcodec: {counts['ok']} encoded, {counts['skipped']} skipped, {counts['error']} failed "
+                   f"in {time.perf_counter() - start:.1f} s", err=True)
+    if counts["error"]:
+        sys.exit(1)
 
 
 @main.command()

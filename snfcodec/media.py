@@ -219,7 +219,25 @@ def check_audio_array(samples: np.ndarray) -> np.ndarray:
 
 
 def audio_extension_ok(path: str | os.PathLike) -> bool:
+    """Whether the decoder writes audio under this name's extension (.wav, .flac)."""
     return os.path.splitext(os.fspath(path))[1].lower() in AUDIO_CODECS
+
+
+# Extensions taken as sound when walking a folder (any file named explicitly is tried through PyAV anyway).
+AUDIO_INPUT_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aif",
+                                    ".aiff", ".wma", ".mka", ".webm"})
+
+
+def is_media_file(path: str | os.PathLike) -> bool:
+    """Whether a file found in a folder walk is an image or a sound to encode (by extension)."""
+    return image_extension_ok(path) or os.path.splitext(os.fspath(path))[1].lower() in AUDIO_INPUT_EXTENSIONS
+
+
+def read_media(path: str | os.PathLike) -> np.ndarray | tuple[np.ndarray, int]:
+    """An image file (by Pillow's extensions) → (H, W, C) uint8; anything else → ((N, C) float32, rate)."""
+    if os.fspath(path).lower().endswith(SNF_EXTENSION):
+        raise SnfInputError(f"{os.fspath(path)}: already a .snf file; decode it to an image or a sound first")
+    return read_image(path) if image_extension_ok(path) else read_audio(path)
 
 
 def write_audio(path: str | os.PathLike, samples: np.ndarray, rate: int) -> None:

@@ -139,3 +139,26 @@ def test_debug_shows_the_traceback(tmp_path):
     bad.write_bytes(b"")
     r = CliRunner().invoke(main, ["encode", str(bad), "-o", str(tmp_path / "x.snf"), "--debug"])
     assert r.exit_code != 0 and r.exception is not None
+
+
+def test_encode_many_files_into_a_folder(tmp_path, photo32):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(photo32[:, i:i + 24]).save(src / f"p{i}.png")
+    (src / "bad.png").write_bytes(b"nope")
+    out = tmp_path / "out"
+    r = _run("encode", src, "-o", out, "--bpp", 8, "--steps", 10, "--json")
+    assert r.exit_code == 1  # one input failed; the others were written
+    lines = [json.loads(line) for line in r.output.splitlines()]
+    assert sorted(d["status"] for d in lines) == ["error", "ok", "ok", "ok"]
+    assert sorted(p.name for p in out.iterdir()) == ["p0.snf", "p1.snf", "p2.snf"]
+    ok = next(d for d in lines if d["status"] == "ok")
+    assert ok["bytes"] == os.path.getsize(ok["output"]) and ok["bpp"] <= 8
+    r = _run("encode", src / "p0.png", src / "p1.png", "-o", out, "--bpp", 8, "--steps", 10, "--skip-existing")
+    assert r.exit_code == 0 and r.output.count("exists, skipped") == 2, r.output
+
+
+def test_ray_needs_an_output_folder(tmp_path, photo_file):
+    r = _run("encode", photo_file, "-o", tmp_path / "one.snf", "--ray")
+    assert r.exit_code == 2 and "output folder" in r.output
