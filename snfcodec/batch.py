@@ -131,8 +131,9 @@ def _prepare(path: str, options: EncodeOptions) -> Prepared:
         raise type(exc)(message if message.startswith(path) else f"{path}: {message}") from None
 
 
-def groups(items: list[Prepared]) -> list[list[int]]:
-    """Indices of ``items`` by key (first appearance order), each cut to at most GROUP_WORK samples × width."""
+def groups(items: list[Prepared], parts: int = 1) -> list[list[int]]:
+    """Indices of ``items`` by key (first appearance order), each cut to at most GROUP_WORK samples × width,
+    and into at least ``parts`` pieces where a key has that many inputs (one per worker of a cluster)."""
     by_key: dict[tuple, list[int]] = {}
     for i, item in enumerate(items):
         by_key.setdefault(item.key, []).append(i)
@@ -140,6 +141,7 @@ def groups(items: list[Prepared]) -> list[list[int]]:
     for indices in by_key.values():
         first = items[indices[0]]
         size = max(1, GROUP_WORK // (first.target.shape[0] * first.arch.field.width))
+        size = min(size, -(-len(indices) // parts))
         out += [indices[k:k + size] for k in range(0, len(indices), size)]
     return out
 
@@ -154,7 +156,7 @@ def _encode_group(items: list[Prepared], options: EncodeOptions) -> list[EncodeR
 
 def _run_window(window: list[tuple[Job, Prepared]], options: EncodeOptions, runner) -> Iterator[BatchResult]:
     items = [item for _, item in window]
-    chunks = groups(items)
+    chunks = groups(items, 1 if runner is None else runner.workers)
     if runner is None:
         completed = ((chunk, _encode_group([items[i] for i in chunk], options)) for chunk in chunks)
     else:
@@ -195,6 +197,7 @@ class _RayRunner:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise SnfInputError(f"cannot reach the Ray cluster at {cluster}: {exc}") from None
         self.task = ray.remote(num_cpus=1, max_retries=2)(_encode_group)
+        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def map(self, chunks: list[list[int]], items: list[Prepared], options: EncodeOptions):
         """(chunk, results) pairs in completion order."""
