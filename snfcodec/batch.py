@@ -24,7 +24,7 @@ from .errors import SnfError, SnfInputError
 from .files import write_bytes_atomic
 from .media import SNF_EXTENSION, is_media_file, read_media
 
-GROUP_WORK = 1 << 25  # samples × field width fitted at once: bounds a group's activations (~1–2 GB at most)
+GROUP_WORK = 1 << 23  # samples × field width fitted at once: one activation stays ~32 MB, near the caches
 WINDOW_VALUES = 1 << 26  # decoded input values held before grouping (256 MB of float32)
 WINDOW_FILES = 4096
 

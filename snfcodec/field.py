@@ -119,6 +119,32 @@ class BatchedSiren(torch.nn.Module):
         """
         return siren(tensors if tensors is not None else self.tensors(), coords, self.config.omega0, tiles)
 
+    def columns(self, coords: torch.Tensor, tiles: slice | torch.Tensor | None = None,
+                tensors: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """:meth:`forward` with points last: coords (T, in_dim, N) → (T, out_dim, N) (see :func:`siren_columns`)."""
+        return siren_columns(tensors if tensors is not None else self.tensors(), coords, self.config.omega0, tiles)
+
+
+def siren_columns(tensors: list[torch.Tensor], coords: torch.Tensor, omega0: float,
+                  tiles: slice | torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`siren` with points along the last axis: coords (T, in_dim, N) → (T, out_dim, N).
+
+    The same field, laid out for fitting: with the codec's narrow fields (widths 4–30) every elementwise
+    operation then runs along thousands of contiguous points instead of a handful of features, which measured
+    1.45× faster per step at width 4 and 1.1× at width 19 (docs/scale.md). Decoding keeps :func:`siren`, whose
+    float64 results the conformance files pin.
+    """
+    sel = tiles if tiles is not None else slice(None)
+    h = coords
+    n_layers = len(tensors) // 2
+    for k in range(n_layers):
+        w, b = tensors[2 * k][sel].transpose(1, 2), tensors[2 * k + 1][sel].transpose(1, 2)
+        if k < n_layers - 1:
+            h = torch.sin(torch.baddbmm(b * omega0, w * omega0, h))
+        else:
+            h = torch.baddbmm(b, w, h)
+    return h
+
 
 def siren(tensors: list[torch.Tensor], coords: torch.Tensor, omega0: float,
           tiles: slice | torch.Tensor | None = None) -> torch.Tensor:

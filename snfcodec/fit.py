@@ -66,36 +66,47 @@ class Problem:
         ids = torch.from_numpy(tiles)
         self.signals = G
         self.tile_ids = (ids[None] + per_signal * torch.arange(G)[:, None]).reshape(-1).to(device)
-        self.coords = coords.repeat(G, 1, 1).to(device)
-        self.weights = weights.repeat(G, 1, 1).to(device)
-        self.flat = (flat[None] + N * torch.arange(G)[:, None, None]).reshape(-1, flat.shape[1]).to(device)
-        self.target = target.reshape(G * N, C).to(device=device, dtype=torch.float32)
+        # Points along the last axis (see field.siren_columns): (G·T, D, P) and (G·T, 1, P).
+        self.coords = coords.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)
+        self.weights = weights.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)
+        self.flat = (flat[None] + N * torch.arange(G)[:, None, None]).reshape(-1).to(device)
+        self._target = target.reshape(G * N, C).T.contiguous().to(device=device, dtype=torch.float32)  # (C, G·N)
         self.all_tiles = len(tiles) == per_signal
         self.shape = plan.out_shape
         self.gradient = float(gradient)
 
+    @property
+    def target(self) -> torch.Tensor:
+        """(G · N, C) targets."""
+        return self._target.T
+
+    def _render(self, model: BatchedSiren, tensors) -> torch.Tensor:
+        """Blended output, channels first: (C, G · N)."""
+        values = model.columns(self.coords, None if self.all_tiles else self.tile_ids, tensors) * self.weights
+        out = torch.zeros_like(self._target)
+        return out.index_add(1, self.flat, values.transpose(0, 1).reshape(out.shape[0], -1))
+
     def render(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
         """Blended output on the training grid: (G · N, C)."""
-        values = model(self.coords, None if self.all_tiles else self.tile_ids, tensors) * self.weights
-        out = torch.zeros_like(self.target)
-        return out.index_add(0, self.flat.reshape(-1), values.reshape(-1, out.shape[1]))
+        return self._render(model, tensors).T
 
     def _error(self, model: BatchedSiren, tensors) -> torch.Tensor:
-        """(G, N · C) error of each signal."""
-        return (self.render(model, tensors) - self.target).reshape(self.signals, -1)
+        """(C, G, N) error of each signal."""
+        return (self._render(model, tensors) - self._target).reshape(self._target.shape[0], self.signals, -1)
 
     def mse(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
         """(G,) MSE of each signal."""
-        return torch.mean(self._error(model, tensors) ** 2, dim=1)
+        return torch.mean(self._error(model, tensors) ** 2, dim=(0, 2))
 
     def objective(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(what the optimiser minimises, the MSE), each (G,): the MSE plus the weighted gradient term."""
         error = self._error(model, tensors)
-        mse = torch.mean(error ** 2, dim=1)
+        mse = torch.mean(error ** 2, dim=(0, 2))
         if self.gradient == 0:
             return mse, mse
-        grid = error.reshape(self.signals, *self.shape, -1)
-        term = sum(torch.mean(torch.diff(grid, dim=d + 1) ** 2, dim=tuple(range(1, grid.dim())))
+        grid = error.reshape(error.shape[0], self.signals, *self.shape)
+        others = (0,) + tuple(range(2, grid.dim()))
+        term = sum(torch.mean(torch.diff(grid, dim=d + 2) ** 2, dim=others)
                    for d in range(len(self.shape)) if self.shape[d] > 1)
         return mse + self.gradient * term, mse
 

@@ -58,6 +58,27 @@ def test_batched_fields_are_independent():
     torch.testing.assert_close(out2[1:], out[1:])
 
 
+def test_the_fitting_layout_is_the_same_field():
+    model, _ = _model(tiles=4)
+    coords = torch.rand(2, 10, 2, dtype=torch.float64) * 2 - 1
+    tensors = [t.detach().double() for t in model.tensors()]
+    rows = siren(tensors, coords, 30.0, torch.tensor([1, 3]))
+    columns = model.columns(coords.transpose(1, 2), torch.tensor([1, 3]), tensors)
+    assert columns.shape == (2, 3, 10)
+    torch.testing.assert_close(columns.transpose(1, 2), rows, rtol=1e-12, atol=1e-12)
+
+
+def test_concatenated_models_keep_each_ones_fields():
+    a, cfg = _model(tiles=2)
+    b = BatchedSiren(cfg, 3, torch.Generator().manual_seed(5))
+    both = BatchedSiren.concatenate([a, b])
+    assert both.tiles == 5
+    for t_both, t_a, t_b in zip(both.tensors(), a.tensors(), b.tensors()):
+        torch.testing.assert_close(t_both, torch.cat([t_a, t_b]), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="one shape"):
+        BatchedSiren.concatenate([a, BatchedSiren(FieldConfig(2, 3, 8, 3), 1)])
+
+
 def test_param_count():
     cfg = FieldConfig(2, 3, 10, 3)
     assert cfg.params_per_field() == (2 * 10 + 10) + 2 * (10 * 10 + 10) + (10 * 3 + 3)
