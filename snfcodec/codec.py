@@ -36,6 +36,7 @@ MIN_QAT_STEPS = 20
 # Rate search stops when the precision (log2 of the step scale) is known to 1/256: ~1/256 bit per parameter,
 # under a byte for the smallest networks; 13 trial packs instead of 24 (each a full range-coding pass).
 PRECISION_RESOLUTION = 1 / 256
+PRECISION_RANGE = (-8.0, 24.0)  # coarsest and finest precision the search considers
 
 
 @dataclass
@@ -128,7 +129,7 @@ def _pack(tensors: list[torch.Tensor], steps: list[float]) -> tuple[bytes, tuple
 
 def _search_precision(tensors: list[torch.Tensor], relative: list[float], payload_budget: int) -> float:
     """Highest precision (see :mod:`snfcodec.quantize`) whose payload fits ``payload_budget`` bytes."""
-    lo, hi = -8.0, 24.0
+    lo, hi = PRECISION_RANGE
 
     def size(precision: float) -> int:
         return len(_pack(tensors, steps_for_precision(tensors, relative, precision))[0])
@@ -200,7 +201,7 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
         try:
             precision = _search_precision(tensors, relative, budgets[g] - header_bytes)
         except SnfInputError as exc:
-            errors[g], precision = exc, -8.0  # fine-tuned along with the others, then dropped
+            errors[g], precision = exc, PRECISION_RANGE[0]  # fine-tuned along with the others, then dropped
         q_steps.append(steps_for_precision(tensors, relative, precision))
 
     qat_steps = max(MIN_QAT_STEPS, int(QAT_FRACTION * report.steps)) if report.steps > 0 else 0

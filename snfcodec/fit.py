@@ -72,6 +72,9 @@ class Problem:
         self.flat = (flat[None] + N * torch.arange(G)[:, None, None]).reshape(-1).to(device)
         self._target = target.reshape(G * N, C).T.contiguous().to(device=device, dtype=torch.float32)  # (C, G·N)
         self.all_tiles = len(tiles) == per_signal
+        # One tile covering the grid (weight 1, points in order): the blended output is the field's output.
+        self.one_tile = per_signal == 1 and bool(torch.equal(flat.reshape(-1), torch.arange(N))) and \
+            bool(torch.all(weights == 1))
         self.shape = plan.out_shape
         self.gradient = float(gradient)
 
@@ -82,7 +85,10 @@ class Problem:
 
     def _render(self, model: BatchedSiren, tensors) -> torch.Tensor:
         """Blended output, channels first: (C, G · N)."""
-        values = model.columns(self.coords, None if self.all_tiles else self.tile_ids, tensors) * self.weights
+        values = model.columns(self.coords, None if self.all_tiles else self.tile_ids, tensors)
+        if self.one_tile:  # (G, C, N) → (C, G·N)
+            return values.transpose(0, 1).reshape(self._target.shape)
+        values = values * self.weights
         out = torch.zeros_like(self._target)
         return out.index_add(1, self.flat, values.transpose(0, 1).reshape(out.shape[0], -1))
 

@@ -87,3 +87,38 @@ def test_gradient_term_works_on_one_dimensional_signals():
         loss, mse = problem.objective(model)
         error = (problem.render(model) - target).numpy().astype(np.float64)[:, 0]
     assert float(loss) == pytest.approx(float(mse) + 16.0 * np.mean(np.diff(error) ** 2), rel=1e-5)
+
+
+def test_a_single_tile_renders_without_blending_and_identically(photo32):
+    layout = TileLayout((32, 32), (32, 32), (4, 4))
+    plan = SamplePlan(layout, [pixel_centres(32)] * 2)
+    target = torch.from_numpy(photo32.reshape(-1, 3).astype(np.float32) / 127.5 - 1)
+    problem = Problem(plan, torch.stack([target, target.flip(0)]), torch.device("cpu"), 1.0)
+    assert problem.one_tile
+    model = BatchedSiren.concatenate([_model(layout, 1), _model(layout, 2)])
+    with torch.no_grad():
+        shortcut = problem.objective(model)
+        problem.one_tile = False  # the general path: weights and index_add
+        general = problem.objective(model)
+    for a, b in zip(shortcut, general):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    _, tiled = _problem(photo32)
+    assert not tiled.one_tile
+
+
+def test_signals_fitted_together_each_get_their_own_loss_and_best_state(photo32):
+    layout, one = _problem(photo32)
+    other = np.ascontiguousarray(photo32[::-1])
+    _, two = _problem(other)
+    plan = SamplePlan(layout, [pixel_centres(32)] * 2)
+    both = Problem(plan, torch.stack([one.target, two.target]), torch.device("cpu"))
+    model = BatchedSiren.concatenate([_model(layout, 1), _model(layout, 2)])
+    with torch.no_grad():
+        mse = both.mse(model)
+        torch.testing.assert_close(mse[0], one.mse(_model(layout, 1))[0])
+        torch.testing.assert_close(mse[1], two.mse(_model(layout, 2))[0])
+    report = fit(model, both, FitOptions(steps=30, lr=3e-3))
+    assert len(report.psnrs) == 2 and report.psnr == pytest.approx(sum(report.psnrs) / 2)
+    with torch.no_grad():
+        now = [10 * np.log10(4 / float(m)) for m in both.mse(model)]
+    assert now == pytest.approx(report.psnrs, abs=1e-9)
