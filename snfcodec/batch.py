@@ -127,8 +127,13 @@ def _prepare(path: str, options: EncodeOptions) -> Prepared:
             return codec.prepare_image(media, dataclasses.replace(options, kbps=None))
         return codec.prepare_audio(*media, dataclasses.replace(options, bpp=None, tile=None))
     except SnfError as exc:
-        message = str(exc)
-        raise type(exc)(message if message.startswith(path) else f"{path}: {message}") from None
+        raise type(exc)(_naming(path, exc)) from None
+
+
+def _naming(path: str, exc: Exception) -> str:
+    """The error's message, prefixed with the input it is about unless it already names it."""
+    message = str(exc)
+    return message if message.startswith(path) else f"{path}: {message}"
 
 
 def groups(items: list[Prepared], parts: int = 1) -> list[list[int]]:
@@ -168,9 +173,7 @@ def _run_window(window: list[tuple[Job, Prepared]], options: EncodeOptions, runn
 
 def _finish(job: Job, result: EncodeResult | SnfError) -> BatchResult:
     if isinstance(result, SnfError):
-        message = str(result)
-        return BatchResult(job.source, job.output, "error",
-                           error=message if message.startswith(job.source) else f"{job.source}: {message}")
+        return BatchResult(job.source, job.output, "error", error=_naming(job.source, result))
     if job.output is not None:
         try:
             os.makedirs(os.path.dirname(os.path.abspath(job.output)), exist_ok=True)

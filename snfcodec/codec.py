@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import container, entropy, presets
+from .allocator import reuse_freed_memory
 from .container import Header, TensorHeader
 from .entropy import SymbolModel
 from .errors import SnfError, SnfFormatError, SnfInputError
@@ -177,6 +178,7 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
         raise SnfInputError(f"psnr must be a finite number of dB, got {options.psnr}")
     steps = _step_budget(options, config.in_dim)
 
+    reuse_freed_memory()
     G, T = len(targets), arch.tiling.num_tiles
     generators = [torch.Generator().manual_seed(int(options.seed)) for _ in range(G)]
     model = BatchedSiren.concatenate([BatchedSiren(config, T, g) for g in generators]).to(device)
