@@ -189,3 +189,19 @@ def test_draft_benchmark_compares_the_three_ways_to_a_small_picture(tiny_snf, tm
     path.write_bytes(tiny_snf)
     result = CliRunner().invoke(draft.main, [str(path), "--repeat", "1"])
     assert result.exit_code == 0 and "draft 8x8 + load" in result.output, result.output
+
+
+def test_device_check_runs_end_to_end_on_the_cpu(tmp_path):
+    from click.testing import CliRunner
+
+    from snfcodec.eval import device
+
+    r = CliRunner().invoke(device.main, ["--device", "cpu", "--sizes", "32x24,24x16", "--steps", "5", "--bpp", "8",
+                                         "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    saved = json.loads((tmp_path / "device.json").read_text())
+    assert [row["size"] for row in saved["rows"]] == [[32, 24], [24, 16]]
+    for row in saved["rows"]:
+        assert all(row["checks"].values()) and row["steps_per_second"] > 0 and row["device"] == "cpu"
+    bad = CliRunner().invoke(device.main, ["--sizes", "12"])
+    assert bad.exit_code == 2 and "WxH" in bad.output
