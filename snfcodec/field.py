@@ -119,6 +119,10 @@ class BatchedSiren(torch.nn.Module):
         """
         return siren(tensors if tensors is not None else self.tensors(), coords, self.config.omega0, tiles)
 
+    def grid(self, rows: torch.Tensor, cols: torch.Tensor, tensors: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Every field on its own separable 2-D grid (see :func:`siren_grid`) → (T, out_dim, Ny·Nx)."""
+        return siren_grid(tensors if tensors is not None else self.tensors(), rows, cols, self.config.omega0)
+
     def columns(self, coords: torch.Tensor, tiles: slice | torch.Tensor | None = None,
                 tensors: list[torch.Tensor] | None = None) -> torch.Tensor:
         """:meth:`forward` with points last: coords (T, in_dim, N) → (T, out_dim, N) (see :func:`siren_columns`)."""
@@ -144,6 +148,21 @@ def siren_columns(tensors: list[torch.Tensor], coords: torch.Tensor, omega0: flo
         else:
             h = torch.baddbmm(b, w, h)
     return h
+
+
+def siren_grid(tensors: list[torch.Tensor], rows: torch.Tensor, cols: torch.Tensor, omega0: float) -> torch.Tensor:
+    """:func:`siren_columns` on a separable 2-D grid per field: rows (T, Ny), cols (T, Nx) → (T, out_dim, Ny·Nx).
+
+    The first layer's sine of a sum is expanded, sin(a + b) = sin a cos b + cos a sin b, with a from the row
+    coordinate (and the bias) and b from the column: four sines on Ny + Nx values per unit replace one on
+    Ny·Nx, and the first matrix product disappears. Measured 1.25× per step for 1,000 fields of 32×32 at width 4
+    (docs/scale.md); equal to the direct form up to float32 rounding.
+    """
+    w, b = tensors[0], tensors[1]  # (T, 2, width), (T, 1, width)
+    a = omega0 * (w[:, 0, :, None] * rows[:, None, :] + b[:, 0, :, None])  # (T, width, Ny)
+    c = omega0 * (w[:, 1, :, None] * cols[:, None, :])  # (T, width, Nx)
+    h = torch.sin(a)[..., :, None] * torch.cos(c)[..., None, :] + torch.cos(a)[..., :, None] * torch.sin(c)[..., None, :]
+    return siren_columns(tensors[2:], h.reshape(h.shape[0], h.shape[1], -1), omega0)  # the layers after it
 
 
 def siren(tensors: list[torch.Tensor], coords: torch.Tensor, omega0: float,

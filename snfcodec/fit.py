@@ -13,6 +13,7 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -72,6 +73,12 @@ class Problem:
         self.flat = (flat[None] + N * torch.arange(G)[:, None, None]).reshape(-1).to(device)
         self._target = target.reshape(G * N, C).T.contiguous().to(device=device, dtype=torch.float32)  # (C, G·N)
         self.all_tiles = len(tiles) == per_signal
+        # 2-D tiles sample a separable grid each: the first layer can be expanded (field.siren_grid).
+        self.axes = None
+        if len(plan.out_shape) == 2 and self.all_tiles:
+            ky, kx = np.unravel_index(tiles, plan.layout.counts)
+            self.axes = [torch.from_numpy(plan.axis_local(d)[k]).to(torch.float32).repeat(G, 1).to(device)
+                         for d, k in ((0, ky), (1, kx))]
         # One tile covering the grid (weight 1, points in order): the blended output is the field's output.
         self.one_tile = per_signal == 1 and bool(torch.equal(flat.reshape(-1), torch.arange(N))) and \
             bool(torch.all(weights == 1))
@@ -85,7 +92,10 @@ class Problem:
 
     def _render(self, model: BatchedSiren, tensors) -> torch.Tensor:
         """Blended output, channels first: (C, G · N)."""
-        values = model.columns(self.coords, None if self.all_tiles else self.tile_ids, tensors)
+        if self.axes is not None:
+            values = model.grid(*self.axes, tensors)
+        else:
+            values = model.columns(self.coords, None if self.all_tiles else self.tile_ids, tensors)
         if self.one_tile:  # (G, C, N) → (C, G·N)
             return values.transpose(0, 1).reshape(self._target.shape)
         values = values * self.weights

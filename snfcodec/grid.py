@@ -136,6 +136,12 @@ class SamplePlan:
     def points_per_tile(self) -> int:
         return math.prod(a.local.shape[1] for a in self._axes)
 
+    def axis_local(self, d: int) -> np.ndarray:
+        """Local coordinates along dimension ``d`` of each tile row (padding 0): (tiles along d, L) float64.
+
+        A tile's points in :meth:`gather` are the C-order grid of its rows along every dimension."""
+        return self._axes[d].local
+
     def active_tiles(self) -> np.ndarray:
         """Flat ids (C order over ``layout.counts``) of tiles that touch the grid: (T,) int64."""
         mask = self._axes[0].active

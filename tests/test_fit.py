@@ -122,3 +122,18 @@ def test_signals_fitted_together_each_get_their_own_loss_and_best_state(photo32)
     with torch.no_grad():
         now = [10 * np.log10(4 / float(m)) for m in both.mse(model)]
     assert now == pytest.approx(report.psnrs, abs=1e-9)
+
+
+def test_the_separable_first_layer_renders_the_same_field(photo32):
+    layout, problem = _problem(photo32, gradient=1.0)  # 2x2 tiles with cross-fades: padded tile grids
+    assert problem.axes is not None
+    model = _model(layout, 4)
+    with torch.no_grad():
+        grid = problem.render(model).clone()
+        losses = problem.objective(model)
+        problem.axes = None  # the direct form: one sine per point in the first layer
+        direct = problem.render(model)
+        direct_losses = problem.objective(model)
+    torch.testing.assert_close(grid, direct, rtol=0, atol=2e-3)
+    for a, b in zip(losses, direct_losses):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=0)
