@@ -332,7 +332,6 @@ class Prepared:
     """One input made ready for the encoder. Inputs with equal ``key`` share an architecture (same kind, shape,
     channels, rate and options) and can be fitted together (:func:`encode_prepared`)."""
 
-    key: tuple
     arch: presets.Architecture
     target: torch.Tensor  # (N, C) float32 in [-1, 1]
     original: np.ndarray  # what the decoded file is compared with: (H, W, C) uint8 or (N, C) float32
@@ -340,6 +339,10 @@ class Prepared:
     layout_code: int
     sample_rate: int
     budget_bytes: int
+
+    @property
+    def key(self) -> tuple:
+        return self.kind, self.layout_code, self.sample_rate, self.arch
 
 
 def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
@@ -351,8 +354,7 @@ def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
     bpp = _positive("bpp", options.bpp, DEFAULT_BPP)
     arch = image_architecture(H, W, C, bpp, options.tile)
     target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
-    return Prepared((container.KIND_IMAGE, C, 0, arch), arch, target, pixels, container.KIND_IMAGE, C, 0,
-                    _image_budget(H, W, bpp))
+    return Prepared(arch, target, pixels, container.KIND_IMAGE, C, 0, _image_budget(H, W, bpp))
 
 
 def encode_prepared(items: list[Prepared], options: EncodeOptions,
@@ -470,8 +472,7 @@ def prepare_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions)
     arch = _architecture(budget_bytes, 1, lambda p: presets.audio_architecture(N, C, p),
                          f"{duration:.3g} s of audio", lambda b: f"{8 * b / duration / 1000:.3g} kbps")
     rate = int(sample_rate)
-    return Prepared((container.KIND_AUDIO, 0, rate, arch), arch, torch.from_numpy(samples), samples,
-                    container.KIND_AUDIO, 0, rate, budget_bytes)
+    return Prepared(arch, torch.from_numpy(samples), samples, container.KIND_AUDIO, 0, rate, budget_bytes)
 
 
 def encode_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions) -> EncodeResult:

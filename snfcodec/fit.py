@@ -55,10 +55,12 @@ class Problem:
     flattening with values in [-1, 1]. The model then holds G × ``plan.layout.num_tiles`` fields, signal by
     signal. Every loss is per signal, (G,): signals share no parameter, so summing their losses gives each one
     exactly the gradient it would get alone. gradient: weight of the gradient term, Σ over axes of the mean
-    squared difference of the error between neighbours along that axis.
+    squared difference of the error between neighbours along that axis. separable: evaluate 2-D fields through
+    the expanded first layer (False: the direct form, for comparison).
     """
 
-    def __init__(self, plan: SamplePlan, target: torch.Tensor, device: torch.device, gradient: float = 0.0):
+    def __init__(self, plan: SamplePlan, target: torch.Tensor, device: torch.device, gradient: float = 0.0,
+                 separable: bool = True):
         target = target if target.dim() == 3 else target[None]
         G, N, C = target.shape
         tiles = plan.active_tiles()
@@ -67,18 +69,20 @@ class Problem:
         ids = torch.from_numpy(tiles)
         self.signals = G
         self.tile_ids = (ids[None] + per_signal * torch.arange(G)[:, None]).reshape(-1).to(device)
-        # Points along the last axis (see field.siren_columns): (G·T, D, P) and (G·T, 1, P).
-        self.coords = coords.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)
         self.weights = weights.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)
         self.flat = (flat[None] + N * torch.arange(G)[:, None, None]).reshape(-1).to(device)
         self._target = target.reshape(G * N, C).T.contiguous().to(device=device, dtype=torch.float32)  # (C, G·N)
         self.all_tiles = len(tiles) == per_signal
-        # 2-D tiles sample a separable grid each: the first layer can be expanded (field.siren_grid).
-        self.axes = None
-        if len(plan.out_shape) == 2 and self.all_tiles:
+        # 2-D tiles sample a separable grid each: the first layer can be expanded (field.siren_grid), and only
+        # each tile's rows and columns are kept. Otherwise every point's coordinates, points along the last axis
+        # (see field.siren_columns): (G·T, D, P).
+        self.axes = self.coords = None
+        if separable and len(plan.out_shape) == 2 and self.all_tiles:
             ky, kx = np.unravel_index(tiles, plan.layout.counts)
             self.axes = [torch.from_numpy(plan.axis_local(d)[k]).to(torch.float32).repeat(G, 1).to(device)
                          for d, k in ((0, ky), (1, kx))]
+        else:
+            self.coords = coords.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)
         # One tile covering the grid (weight 1, points in order): the blended output is the field's output.
         self.one_tile = per_signal == 1 and bool(torch.equal(flat.reshape(-1), torch.arange(N))) and \
             bool(torch.all(weights == 1))

@@ -104,6 +104,20 @@ def image_extension_ok(path: str | os.PathLike) -> bool:
     return ext != SNF_EXTENSION and ext in Image.registered_extensions()
 
 
+def to_pillow(pixels: np.ndarray) -> Image.Image:
+    """(H, W, C) uint8 → a Pillow image in the layout's mode (L, LA, RGB, RGBA)."""
+    return Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels, LAYOUT_MODES[pixels.shape[2]])
+
+
+def on_white(im: Image.Image) -> Image.Image:
+    """LA/RGBA composited onto white → L/RGB (for formats and displays without alpha); other modes as they are."""
+    if im.mode not in ("LA", "RGBA"):
+        return im
+    base = Image.new(im.mode[:-1], im.size, "white")
+    base.paste(im.convert(im.mode[:-1]), mask=im.getchannel("A"))
+    return base
+
+
 def write_image(path: str | os.PathLike, pixels: np.ndarray) -> None:
     """Write (H, W, C) uint8 pixels; the format follows the file extension.
 
@@ -114,12 +128,10 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray) -> None:
     fmt = Image.registered_extensions().get(os.path.splitext(name)[1].lower())
     if fmt is None:
         raise SnfInputError(f"{name}: unknown image extension; use e.g. .png, .jpg, .webp, .bmp, .tif")
-    im = Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels, LAYOUT_MODES[pixels.shape[2]])
+    im = to_pillow(pixels)
     options = {}
-    if fmt in ("JPEG", "BMP", "PPM", "EPS", "PCX") and im.mode in ("LA", "RGBA"):
-        base = Image.new(im.mode[:-1], im.size, "white")
-        base.paste(im.convert(im.mode[:-1]), mask=im.getchannel("A"))
-        im = base
+    if fmt in ("JPEG", "BMP", "PPM", "EPS", "PCX"):
+        im = on_white(im)
     if fmt == "JPEG":
         options["quality"] = 95
     im.save(name, format=fmt, **options)

@@ -126,14 +126,16 @@ def test_signals_fitted_together_each_get_their_own_loss_and_best_state(photo32)
 
 def test_the_separable_first_layer_renders_the_same_field(photo32):
     layout, problem = _problem(photo32, gradient=1.0)  # 2x2 tiles with cross-fades: padded tile grids
-    assert problem.axes is not None
+    plan = SamplePlan(layout, [pixel_centres(32)] * 2)
+    # The direct form: one sine per point in the first layer.
+    direct_problem = Problem(plan, problem.target, torch.device("cpu"), 1.0, separable=False)
+    assert problem.axes is not None and problem.coords is None and direct_problem.axes is None
     model = _model(layout, 4)
     with torch.no_grad():
-        grid = problem.render(model).clone()
+        grid = problem.render(model)
         losses = problem.objective(model)
-        problem.axes = None  # the direct form: one sine per point in the first layer
-        direct = problem.render(model)
-        direct_losses = problem.objective(model)
+        direct = direct_problem.render(model)
+        direct_losses = direct_problem.objective(model)
     torch.testing.assert_close(grid, direct, rtol=0, atol=2e-3)
     for a, b in zip(losses, direct_losses):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=0)

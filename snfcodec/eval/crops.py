@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from ..media import on_white, to_pillow
+
 LABEL_SIZE = 13  # font size in pixels
 GAP = 4  # white pixels between panels
 
@@ -35,25 +37,13 @@ def detail_region(pixels: np.ndarray, side: int) -> tuple[int, int]:
     return where
 
 
-def _rgb(pixels: np.ndarray) -> Image.Image:
-    """(H, W, C) uint8 in any layout → RGB for display (alpha composited onto white)."""
-    C = pixels.shape[2]
-    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[C]
-    im = Image.fromarray(pixels[:, :, 0] if C == 1 else pixels, mode)
-    if "A" in mode:
-        base = Image.new("RGB", im.size, "white")
-        base.paste(im.convert("RGB"), mask=im.getchannel("A"))
-        return base
-    return im.convert("RGB")
-
-
 def labelled_strip(panels: list[tuple[str, np.ndarray]], zoom: int = 1) -> Image.Image:
     """One row of panels, each (label, (h, w, C) uint8) enlarged ``zoom``× (nearest) under its label.
 
     Labels may hold several lines ("\\n"); every panel must have the same size.
     """
     font = ImageFont.load_default(size=LABEL_SIZE)
-    images = [_rgb(p).resize((p.shape[1] * zoom, p.shape[0] * zoom), Image.NEAREST) for _, p in panels]
+    images = [on_white(to_pillow(p)).convert("RGB").resize((p.shape[1] * zoom, p.shape[0] * zoom), Image.NEAREST) for _, p in panels]
     if len({im.size for im in images}) != 1:
         raise ValueError("every panel must have the same size")
     w, h = images[0].size

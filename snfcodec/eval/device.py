@@ -45,8 +45,6 @@ def _parse_sizes(ctx, param, value):
 def check(pixels: np.ndarray, device: str, bpp: float, steps: int | None) -> dict:
     """Encode ``pixels`` on ``device``, decode on the CPU twice; the numbers and the checks of one photo."""
     H, W = pixels.shape[:2]
-    if device == "cuda":
-        torch.cuda.synchronize()
     result = snfcodec.encode(pixels, bpp=bpp, steps=steps, device=device)
     start = time.perf_counter()
     first = snfcodec.decode(result.data)
