@@ -367,7 +367,7 @@ def encode_prepared(items: list[Prepared], options: EncodeOptions,
     first = items[0]
     if any(item.key != first.key for item in items):
         raise ValueError("only inputs with the same key can be encoded together")
-    targets = torch.stack([item.target for item in items])
+    targets = items[0].target[None] if len(items) == 1 else torch.stack([item.target for item in items])
     fitted = encode_signals(targets, first.arch, first.kind, first.layout_code, first.sample_rate,
                             [item.budget_bytes for item in items], options)
     out: list[EncodeResult | SnfError] = []

@@ -1,8 +1,9 @@
 """Fitting a batched field to a signal: Adam, warm-up + cosine schedule, several ways to stop.
 
 The loss is the MSE of the *blended* output (see :mod:`snfcodec.grid`) against the target, over the full grid
-every step; signals are small enough for that, and full batches are what the weight-scaling results were
-measured with. An optional gradient term adds the MSE of the error's differences between neighbouring samples:
+every step (full batches are what the weight-scaling results were measured with). A large signal is fitted in
+chunks of tiles so that memory depends on the chunk, not on the signal, with exactly the full-batch gradient
+(:meth:`Problem.backward`). An optional gradient term adds the MSE of the error's differences between neighbouring samples:
 it weights fine-scale error more than the plain MSE does, which counters a sine network's bias towards low
 frequencies and, measured on images, raises the PSNR itself (docs/design.md).
 """
@@ -48,6 +49,14 @@ class FitReport:
         return sum(self.psnrs) / len(self.psnrs)
 
 
+# Samples × field width evaluated with gradients at once: about 100 bytes of activations per unit (measured).
+# A problem above CHUNK_WORK (1.7 GB) is fitted in chunks of CHUNK_SIZE (0.4 GB): chunking costs one more
+# forward pass per step (1.3-1.4× a step at widths 10-33, measured with snfcodec.allocator's settings, about
+# the same for chunks of 2^20-2^23), so the bound sits above a 768×512 photo at 4 bpp (16.4 M).
+CHUNK_WORK = 1 << 24
+CHUNK_SIZE = 1 << 22
+
+
 class Problem:
     """Signals of one shape on their original grid, prepared once: the training tables live on ``device``.
 
@@ -56,11 +65,12 @@ class Problem:
     signal. Every loss is per signal, (G,): signals share no parameter, so summing their losses gives each one
     exactly the gradient it would get alone. gradient: weight of the gradient term, Σ over axes of the mean
     squared difference of the error between neighbours along that axis. separable: evaluate 2-D fields through
-    the expanded first layer (False: the direct form, for comparison).
+    the expanded first layer (False: the direct form, for comparison). chunk_work, chunk_size: samples × width
+    above which the fields are evaluated in chunks, and of one chunk (see :meth:`backward`).
     """
 
     def __init__(self, plan: SamplePlan, target: torch.Tensor, device: torch.device, gradient: float = 0.0,
-                 separable: bool = True):
+                 separable: bool = True, chunk_work: int = CHUNK_WORK, chunk_size: int = CHUNK_SIZE):
         target = target if target.dim() == 3 else target[None]
         G, N, C = target.shape
         tiles = plan.active_tiles()
@@ -68,9 +78,10 @@ class Problem:
         per_signal = plan.layout.num_tiles
         ids = torch.from_numpy(tiles)
         self.signals = G
+        self.points = plan.points_per_tile
         self.tile_ids = (ids[None] + per_signal * torch.arange(G)[:, None]).reshape(-1).to(device)
-        self.weights = weights.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)
-        self.flat = (flat[None] + N * torch.arange(G)[:, None, None]).reshape(-1).to(device)
+        self.weights = weights.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)  # (G·T, 1, P)
+        self.flat = (flat[None] + N * torch.arange(G)[:, None, None]).reshape(G * len(tiles), -1).to(device)
         self._target = target.reshape(G * N, C).T.contiguous().to(device=device, dtype=torch.float32)  # (C, G·N)
         self.all_tiles = len(tiles) == per_signal
         # 2-D tiles sample a separable grid each: the first layer can be expanded (field.siren_grid), and only
@@ -88,39 +99,51 @@ class Problem:
             bool(torch.all(weights == 1))
         self.shape = plan.out_shape
         self.gradient = float(gradient)
+        self.chunk_work, self.chunk_size = int(chunk_work), int(chunk_size)
 
     @property
     def target(self) -> torch.Tensor:
         """(G · N, C) targets."""
         return self._target.T
 
+    def chunks(self, width: int) -> list[tuple[int, int]]:
+        """[start, stop) ranges over the G·T fields: all of them up to ``chunk_work`` samples × width, else
+        ranges of at most ``chunk_size``."""
+        fields = len(self.tile_ids)
+        if fields * self.points * width <= self.chunk_work:
+            return [(0, fields)]
+        per = max(1, self.chunk_size // (self.points * width))
+        return [(a, min(a + per, fields)) for a in range(0, fields, per)]
+
+    def _chunk(self, model: BatchedSiren, tensors, a: int, b: int) -> torch.Tensor:
+        """Blend-weighted output of fields [a, b), channels first: (C, (b - a) · P), points in ``flat[a:b]`` order."""
+        tensors = model.tensors() if tensors is None else tensors
+        own = [t[a:b] for t in tensors] if self.all_tiles else [t[self.tile_ids[a:b]] for t in tensors]
+        if self.axes is not None:
+            values = model.grid(self.axes[0][a:b], self.axes[1][a:b], own)
+        else:
+            values = model.columns(self.coords[a:b], None, own)
+        if not self.one_tile:
+            values = values * self.weights[a:b]
+        return values.transpose(0, 1).reshape(values.shape[1], -1)
+
     def _render(self, model: BatchedSiren, tensors) -> torch.Tensor:
         """Blended output, channels first: (C, G · N)."""
-        if self.axes is not None:
-            values = model.grid(*self.axes, tensors)
-        else:
-            values = model.columns(self.coords, None if self.all_tiles else self.tile_ids, tensors)
-        if self.one_tile:  # (G, C, N) → (C, G·N)
-            return values.transpose(0, 1).reshape(self._target.shape)
-        values = values * self.weights
+        chunks = self.chunks(model.config.width)
+        if self.one_tile and len(chunks) == 1:
+            return self._chunk(model, tensors, 0, len(self.tile_ids))
         out = torch.zeros_like(self._target)
-        return out.index_add(1, self.flat, values.transpose(0, 1).reshape(out.shape[0], -1))
+        for a, b in chunks:
+            out.index_add_(1, self.flat[a:b].reshape(-1), self._chunk(model, tensors, a, b))
+        return out
 
     def render(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
         """Blended output on the training grid: (G · N, C)."""
         return self._render(model, tensors).T
 
-    def _error(self, model: BatchedSiren, tensors) -> torch.Tensor:
-        """(C, G, N) error of each signal."""
-        return (self._render(model, tensors) - self._target).reshape(self._target.shape[0], self.signals, -1)
-
-    def mse(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
-        """(G,) MSE of each signal."""
-        return torch.mean(self._error(model, tensors) ** 2, dim=(0, 2))
-
-    def objective(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(what the optimiser minimises, the MSE), each (G,): the MSE plus the weighted gradient term."""
-        error = self._error(model, tensors)
+    def _losses(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(objective, MSE) of a rendered (C, G · N) output, each (G,)."""
+        error = (output - self._target).reshape(self._target.shape[0], self.signals, -1)  # (C, G, N)
         mse = torch.mean(error ** 2, dim=(0, 2))
         if self.gradient == 0:
             return mse, mse
@@ -129,6 +152,60 @@ class Problem:
         term = sum(torch.mean(torch.diff(grid, dim=d + 2) ** 2, dim=others)
                    for d in range(len(self.shape)) if self.shape[d] > 1)
         return mse + self.gradient * term, mse
+
+    def _loss_gradient(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`_losses` and the gradient of their sum with respect to ``output`` (C, G · N), written out so
+        that a signal-sized problem needs three signal-sized buffers, not autograd's dozen. ``output`` is
+        overwritten (it becomes the error)."""
+        C, G = self._target.shape[0], self.signals
+        error = output.sub_(self._target).view(C, G, -1)
+        mse = torch.linalg.vector_norm(error, dim=(0, 2)) ** 2 / (C * error.shape[2])
+        upstream = error * (2.0 / (C * error.shape[2]))
+        loss = mse.clone()
+        if self.gradient:
+            grid, up = error.view(C, G, *self.shape), upstream.view(C, G, *self.shape)
+            for d in range(len(self.shape)):
+                if self.shape[d] > 1:
+                    diff = torch.diff(grid, dim=d + 2)  # ∂/∂e of Σ diff² is -2·diff at the lower, +2·diff at the upper
+                    count = diff[:, 0].numel()
+                    loss += self.gradient * torch.linalg.vector_norm(diff, dim=tuple(i for i in range(diff.dim()) if i != 1)) ** 2 / count
+                    diff *= 2.0 * self.gradient / count
+                    up.narrow(d + 2, 0, self.shape[d] - 1).sub_(diff)
+                    up.narrow(d + 2, 1, self.shape[d] - 1).add_(diff)
+                    del diff
+        return loss, mse, upstream.view(C, -1)
+
+    def mse(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
+        """(G,) MSE of each signal."""
+        return self._losses(self._render(model, tensors))[1]
+
+    def objective(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(what the optimiser minimises, the MSE), each (G,): the MSE plus the weighted gradient term."""
+        return self._losses(self._render(model, tensors))
+
+    def backward(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`objective` at the current parameters, detached, with its gradient accumulated into ``.grad``.
+
+        One chunk: plain autograd. Several: the output is rendered without a graph, the objective's gradient
+        with respect to each output sample taken (a signal-sized array), then each chunk's fields are
+        re-evaluated with a graph and given Σ_p ∂L/∂out_p · ∂out_p/∂θ: exactly the full-batch gradient, in
+        memory that depends on the chunk, for one more forward pass per step.
+        """
+        chunks = self.chunks(model.config.width)
+        if len(chunks) == 1:
+            loss, mse = self.objective(model, tensors)
+            loss.sum().backward()
+            return loss.detach(), mse.detach()
+        tensors = list(model.tensors()) if tensors is None else tensors
+        # Chunks see detached copies, so each chunk's graph ends at them and is freed as its backward runs;
+        # their gradients go through what produced ``tensors`` (e.g. fake quantization) once, at the end.
+        leaves = [t.detach().requires_grad_(True) for t in tensors]
+        with torch.no_grad():
+            loss, mse, upstream = self._loss_gradient(self._render(model, leaves))
+        for a, b in chunks:
+            self._chunk(model, leaves, a, b).backward(upstream[:, self.flat[a:b].reshape(-1)])
+        torch.autograd.backward(tensors, [leaf.grad for leaf in leaves])
+        return loss.detach(), mse.detach()
 
 
 def psnr_from_mse(mse: float) -> float:
@@ -167,7 +244,8 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
             tensors = None
             if quant_steps is not None:
                 tensors = [fake_quantize(p, s) for p, s in zip(model.tensors(), quant_steps)]
-            losses, mses = problem.objective(model, tensors)
+            optimizer.zero_grad(set_to_none=True)
+            losses, mses = problem.backward(model, tensors)
             values, psnrs = losses.detach().cpu(), [psnr_from_mse(m) for m in mses.detach().cpu().tolist()]
             curve.append((step, sum(psnrs) / G))
             better = values < best_loss
@@ -183,8 +261,6 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
                 break
             if options.max_seconds is not None and time.perf_counter() - start >= options.max_seconds:
                 break
-            optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
             optimizer.step()
             scheduler.step()
             step += 1
