@@ -71,6 +71,7 @@ class EncodeResult:
     lr: float
     device: str
     kbps: float | None = None  # audio: 8 · bytes / duration / 1000 (bpp is None then)
+    fit_seconds: float = 0.0  # of ``seconds``, spent fitting and fine-tuning (the rest: measuring, packing, checking)
 
     @property
     def bytes(self) -> int:
@@ -157,6 +158,7 @@ class _Fitted:
     fit_psnr: float
     alpha: tuple[float, float]
     lr: float
+    fit_seconds: float  # the group's fitting and fine-tuning wall time
 
 
 def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int, layout_code: int,
@@ -207,11 +209,12 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
         q_steps.append(steps_for_precision(tensors, relative, precision))
 
     qat_steps = max(MIN_QAT_STEPS, int(QAT_FRACTION * report.steps)) if report.steps > 0 else 0
+    fit_seconds = report.seconds
     if qat_steps:
         per_tensor = [torch.tensor([q[i] for q in q_steps], dtype=torch.float32, device=device)
                       .repeat_interleave(T).reshape(-1, 1, 1) for i in range(len(q_steps[0]))]
-        fit(model, problem, FitOptions(qat_steps, lr * QAT_LR_RATIO, progress=options.progress, desc="qat"),
-            quant_steps=per_tensor)
+        fit_seconds += fit(model, problem, FitOptions(qat_steps, lr * QAT_LR_RATIO, progress=options.progress,
+                                                      desc="qat"), quant_steps=per_tensor).seconds
     # Fine-tuning moved the weights; coarsen the same grid slightly if a payload grew past its budget.
     everything = [t.detach().cpu() for t in model.tensors()]
     out: list[_Fitted | SnfError] = []
@@ -228,7 +231,7 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
             out.append(SnfInputError("could not meet the rate target after fine-tuning; ask for a higher rate"))
             continue
         data = container.write(Header(kind, layout_code, sample_rate, config, arch.tiling, headers), payload)
-        out.append(_Fitted(data, report.steps, qat_steps, report.psnrs[g], alpha, lr))
+        out.append(_Fitted(data, report.steps, qat_steps, report.psnrs[g], alpha, lr, fit_seconds))
     return out
 
 
@@ -306,7 +309,7 @@ def _architecture(budget_bytes: int, dims: int, arch_for: Callable[[int], preset
 def _result(fitted: _Fitted, seconds: float, psnr: float, options: EncodeOptions, **rate) -> EncodeResult:
     return EncodeResult(fitted.data, rate.get("bpp"), psnr, seconds, fitted.steps, fitted.qat_steps,
                         fitted.fit_psnr, fitted.alpha, fitted.lr, str(resolve_device(options.device)),
-                        rate.get("kbps"))
+                        rate.get("kbps"), fitted.fit_seconds)
 
 
 def _image_budget(H: int, W: int, bpp: float) -> int:
@@ -361,7 +364,8 @@ def encode_prepared(items: list[Prepared], options: EncodeOptions,
                     start: float | None = None) -> list[EncodeResult | SnfError]:
     """Encode inputs of one key together; one result, or the error that stopped that input, per input.
 
-    ``seconds`` of each result is the group's wall time (from ``start``) shared equally among its inputs.
+    ``seconds`` and ``fit_seconds`` of each result are the group's (from ``start``) shared equally among its
+    inputs.
     """
     start = time.perf_counter() if start is None else start
     first = items[0]
@@ -385,7 +389,7 @@ def encode_prepared(items: list[Prepared], options: EncodeOptions,
     seconds = (time.perf_counter() - start) / len(items)
     for r in out:
         if isinstance(r, EncodeResult):
-            r.seconds = seconds
+            r.seconds, r.fit_seconds = seconds, r.fit_seconds / len(items)
     return out
 
 

@@ -1,5 +1,6 @@
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -205,3 +206,21 @@ def test_device_check_runs_end_to_end_on_the_cpu(tmp_path):
         assert all(row["checks"].values()) and row["steps_per_second"] > 0 and row["device"] == "cpu"
     bad = CliRunner().invoke(device.main, ["--sizes", "12"])
     assert bad.exit_code == 2 and "WxH" in bad.output
+
+
+def test_scale_eval_runs_each_size_in_its_own_process(tmp_path):
+    from click.testing import CliRunner
+
+    from snfcodec.eval import scale
+
+    photo = os.path.join(os.path.dirname(__file__), "..", "samples", "astronaut.png")
+    r = CliRunner().invoke(scale.main, [photo, "--sizes", "32x24,48x32", "--steps", "5", "--bpp", "8",
+                                        "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((tmp_path / "scale.json").read_text())["rows"]
+    assert [row["size"] for row in rows] == [[32, 24], [48, 32]]
+    for row in rows:
+        assert all(row["checks"].values()) and 0 < row["fit_seconds"] < row["encode_seconds"]
+        assert 0 < row["fit_share"] < 1 and row["peak_rss_mb"] >= row["encode_peak_rss_mb"] > 50
+        assert row["decode2x_seconds_cpu"] > 0
+    assert "relative to the first size: 1.00x" in r.output

@@ -7,8 +7,9 @@ For each size, a photo (``--photo``, default the shipped ``samples/astronaut.png
 and encoded on ``--device``; the file is then decoded on the CPU, as every decode is, twice. Checks: the file
 parses, lands at or under the rate, decodes to the same bytes twice, and its PSNR is the one the encoder
 reported. Prints seconds, steps per second and photos per minute; writes device.json with ``--out``.
-The encoder is still full-batch: a 12 MP photo needs a device with tens of GB (on a 2-core CPU machine use small
-``--sizes`` and few ``--steps``; the tests run it that way).
+Fitting runs in bounded chunks (:meth:`snfcodec.fit.Problem.backward`), so a 12 MP photo fits in a few GB; on a
+2-core CPU machine use small ``--sizes`` and few ``--steps`` (the tests run it that way), or
+:mod:`snfcodec.eval.scale` for the CPU's numbers.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def _parse_sizes(ctx, param, value):
     return sizes
 
 
-def check(pixels: np.ndarray, device: str, bpp: float, steps: int | None) -> dict:
-    """Encode ``pixels`` on ``device``, decode on the CPU twice; the numbers and the checks of one photo."""
+def check(pixels: np.ndarray, device: str, bpp: float, steps: int | None) -> tuple[dict, bytes]:
+    """Encode ``pixels`` on ``device``, decode on the CPU twice → (the numbers and checks of one photo, the file)."""
     H, W = pixels.shape[:2]
     result = snfcodec.encode(pixels, bpp=bpp, steps=steps, device=device)
     start = time.perf_counter()
@@ -54,7 +55,8 @@ def check(pixels: np.ndarray, device: str, bpp: float, steps: int | None) -> dic
     work = result.steps + result.qat_steps
     return {
         "size": [W, H], "megapixels": W * H / 1e6, "device": result.device, "bytes": result.bytes,
-        "bpp": result.bpp, "psnr": result.psnr, "encode_seconds": result.seconds, "steps": result.steps,
+        "bpp": result.bpp, "psnr": result.psnr, "encode_seconds": result.seconds,
+        "fit_seconds": result.fit_seconds, "steps": result.steps,
         "qat_steps": result.qat_steps, "steps_per_second": work / result.seconds,
         "photos_per_minute": 60.0 / result.seconds, "decode_seconds_cpu": decode_seconds,
         "checks": {
@@ -63,7 +65,7 @@ def check(pixels: np.ndarray, device: str, bpp: float, steps: int | None) -> dic
             "decode_deterministic": first.tobytes() == second.tobytes(),
             "psnr_as_reported": abs(psnr_uint8(first, pixels) - result.psnr) < 1e-9,
         },
-    }
+    }, result.data
 
 
 @click.command()
@@ -83,7 +85,7 @@ def main(device, sizes, bpp, steps, photo, out):
         rows = []
         for W, H in sizes:
             pixels = np.asarray(source.resize((W, H), Image.LANCZOS)).reshape(H, W, -1)
-            row = check(np.ascontiguousarray(pixels), device, bpp, steps)
+            row = check(np.ascontiguousarray(pixels), device, bpp, steps)[0]
             rows.append(row)
             ok = all(row["checks"].values())
             click.echo(f"{W}x{H} on {card}: {row['encode_seconds']:.1f} s, {row['steps']}+{row['qat_steps']} steps, "
