@@ -20,7 +20,7 @@ from .allocator import reuse_freed_memory
 from .container import Header, TensorHeader
 from .entropy import SymbolModel
 from .errors import SnfError, SnfFormatError, SnfInputError
-from .field import BatchedSiren, siren
+from .field import BatchedSiren, FieldConfig, siren
 from .fit import FitOptions, Problem, fit
 from .grid import SamplePlan, pixel_centres, render, resample_axis
 from .media import check_audio_array, check_image_array
@@ -110,12 +110,12 @@ def _resolve_alpha(alpha, config) -> tuple[float, float]:
     return pair
 
 
-def _step_budget(options: EncodeOptions, in_dim: int) -> int:
+def _step_budget(options: EncodeOptions, config: FieldConfig) -> int:
     if options.steps is not None:
         if options.steps < 0:
             raise SnfInputError(f"steps must be >= 0, got {options.steps}")
         return int(options.steps)
-    budgets = presets.EFFORT_STEPS[in_dim]
+    budgets = presets.effort_steps(config)
     if options.effort not in budgets:
         raise SnfInputError(f"effort must be one of {', '.join(budgets)}, not {options.effort!r}")
     return budgets[options.effort]
@@ -178,7 +178,7 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
         raise SnfInputError(f"learning rate must be positive, got {options.lr}")
     if options.psnr is not None and not math.isfinite(options.psnr):
         raise SnfInputError(f"psnr must be a finite number of dB, got {options.psnr}")
-    steps = _step_budget(options, config.in_dim)
+    steps = _step_budget(options, config)
 
     reuse_freed_memory()
     G, T = len(targets), arch.tiling.num_tiles

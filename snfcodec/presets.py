@@ -15,15 +15,19 @@ from .grid import TileLayout
 # Expected cost of one parameter after quantization-aware fine-tuning and entropy coding.
 BITS_PER_PARAM = 6.5
 # Step budgets by input dimension (1: audio, 2: images). Audio fits stall early (300 → 1000 steps gained
-# 0.1 dB on speech at 32 kb/s) and cost per step grows with the duration, so its budgets are lower. Images:
-# 700 steps at lr 5e-3 against 1000 at 3e-3 on three 768×512 photos (docs/scale.md): -0.025 to -0.08 dB at
-# 0.5, 1 and 2 bpp in 0.64-0.72× the time; at 300 steps (fast) lr 5e-3 gained 0.16 dB. Slow is not re-measured.
+# 0.1 dB on speech at 32 kb/s) and cost per step grows with the duration, so its budgets are lower.
 EFFORT_STEPS = {
     1: {"fast": 100, "default": 300, "slow": 1000},
-    2: {"fast": 300, "default": 700, "slow": 3000},
+    2: {"fast": 300, "default": 1000, "slow": 3000},
 }
 DEFAULT_LR = 3e-3
-IMAGE_LR = 5e-3
+# Narrow image fields (up to 2 bpp with 64×64 tiles: width 23) reach the same quality sooner at a higher rate:
+# 700 steps at lr 5e-3 against 1000 at 3e-3 on 768×512 photos (docs/scale.md) lost 0.025-0.08 dB at 0.5, 1 and
+# 2 bpp in 0.64-0.72× the time, and at 300 steps (fast) lr 5e-3 gained 0.16 dB; at 4 bpp (width 33) it lost
+# 0.20 dB, so wider fields keep 1000 steps at 3e-3. The slow effort is not re-measured.
+NARROW_IMAGE_WIDTH = 24
+NARROW_IMAGE_DEFAULT_STEPS = 700
+NARROW_IMAGE_LR = 5e-3
 SINE_LAYERS = 3
 IMAGE_TILE = 64
 IMAGE_MARGIN = 4
@@ -111,5 +115,17 @@ def auto_alpha(config: FieldConfig) -> tuple[float, float]:
     return a0 + t * (a1 - a0), 1.0
 
 
+def _narrow_image(config: FieldConfig) -> bool:
+    return config.in_dim == 2 and config.width <= NARROW_IMAGE_WIDTH
+
+
+def effort_steps(config: FieldConfig) -> dict[str, int]:
+    """Step budget of each effort for fields of this shape."""
+    budgets = dict(EFFORT_STEPS[config.in_dim])
+    if _narrow_image(config):
+        budgets["default"] = NARROW_IMAGE_DEFAULT_STEPS
+    return budgets
+
+
 def auto_lr(config: FieldConfig, alpha: tuple[float, float]) -> float:
-    return IMAGE_LR if config.in_dim == 2 else DEFAULT_LR
+    return NARROW_IMAGE_LR if _narrow_image(config) else DEFAULT_LR

@@ -114,3 +114,14 @@ def test_tile_option_sets_the_tiling_and_rejects_nonsense(photo32):
             snfcodec.encode(photo32, bpp=8.0, steps=5, tile=bad)
     with pytest.raises(SnfInputError, match="tile applies to images"):
         snfcodec.encode(np.zeros((1000, 1), np.float32), sample_rate=8000, steps=5, tile=16)
+
+
+def test_narrow_image_fields_get_the_shorter_default_budget_at_a_higher_rate():
+    from snfcodec import presets
+    from snfcodec.field import FieldConfig
+
+    narrow, wide, audio = FieldConfig(2, 3, 15), FieldConfig(2, 3, 33), FieldConfig(1, 1, 15)
+    assert presets.effort_steps(narrow)["default"] < presets.effort_steps(wide)["default"]
+    assert presets.auto_lr(narrow, (0.5, 1.0)) > presets.auto_lr(wide, (1.0, 1.0)) == presets.auto_lr(audio, (4, 1))
+    assert presets.effort_steps(audio) == presets.EFFORT_STEPS[1]
+    assert presets.effort_steps(narrow)["fast"] == presets.effort_steps(wide)["fast"]
