@@ -3,9 +3,9 @@
 The loss is the MSE of the *blended* output (see :mod:`snfcodec.grid`) against the target, over the full grid
 every step (full batches are what the weight-scaling results were measured with). A large signal is fitted in
 chunks of tiles so that memory depends on the chunk, not on the signal, with exactly the full-batch gradient
-(:meth:`Problem.backward`). An optional gradient term adds the MSE of the error's differences between neighbouring samples:
-it weights fine-scale error more than the plain MSE does, which counters a sine network's bias towards low
-frequencies and, measured on images, raises the PSNR itself (docs/design.md).
+(:meth:`Problem.backward`). An optional gradient term adds the MSE of the error's differences between
+neighbouring samples: it weights fine-scale error more than the plain MSE does, which counters a sine network's
+bias towards low frequencies and, measured on images, raises the PSNR itself (docs/design.md).
 """
 
 from __future__ import annotations
@@ -141,10 +141,15 @@ class Problem:
         """Blended output on the training grid: (G · N, C)."""
         return self._render(model, tensors).T
 
+    @staticmethod
+    def _mse(error: torch.Tensor) -> torch.Tensor:
+        """(G,) mean square of a (C, G, N) error, without a squared copy of it."""
+        return torch.linalg.vector_norm(error, dim=(0, 2)) ** 2 / (error.shape[0] * error.shape[2])
+
     def _losses(self, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(objective, MSE) of a rendered (C, G · N) output, each (G,)."""
         error = (output - self._target).reshape(self._target.shape[0], self.signals, -1)  # (C, G, N)
-        mse = torch.mean(error ** 2, dim=(0, 2))
+        mse = self._mse(error)
         if self.gradient == 0:
             return mse, mse
         grid = error.reshape(error.shape[0], self.signals, *self.shape)
@@ -159,16 +164,17 @@ class Problem:
         overwritten (it becomes the error)."""
         C, G = self._target.shape[0], self.signals
         error = output.sub_(self._target).view(C, G, -1)
-        mse = torch.linalg.vector_norm(error, dim=(0, 2)) ** 2 / (C * error.shape[2])
+        mse = self._mse(error)
         upstream = error * (2.0 / (C * error.shape[2]))
         loss = mse.clone()
         if self.gradient:
             grid, up = error.view(C, G, *self.shape), upstream.view(C, G, *self.shape)
+            others = (0,) + tuple(range(2, grid.dim()))
             for d in range(len(self.shape)):
                 if self.shape[d] > 1:
-                    diff = torch.diff(grid, dim=d + 2)  # ∂/∂e of Σ diff² is -2·diff at the lower, +2·diff at the upper
+                    diff = torch.diff(grid, dim=d + 2)  # ∂Σdiff²/∂e: -2·diff below, +2·diff above
                     count = diff[:, 0].numel()
-                    loss += self.gradient * torch.linalg.vector_norm(diff, dim=tuple(i for i in range(diff.dim()) if i != 1)) ** 2 / count
+                    loss += self.gradient * torch.linalg.vector_norm(diff, dim=others) ** 2 / count
                     diff *= 2.0 * self.gradient / count
                     up.narrow(d + 2, 0, self.shape[d] - 1).sub_(diff)
                     up.narrow(d + 2, 1, self.shape[d] - 1).add_(diff)
@@ -176,8 +182,8 @@ class Problem:
         return loss, mse, upstream.view(C, -1)
 
     def mse(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
-        """(G,) MSE of each signal."""
-        return self._losses(self._render(model, tensors))[1]
+        """(G,) MSE of each signal (the sensitivities' probe: two signal-sized buffers, no gradient term)."""
+        return self._mse((self._render(model, tensors) - self._target).view(self._target.shape[0], self.signals, -1))
 
     def objective(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(what the optimiser minimises, the MSE), each (G,): the MSE plus the weighted gradient term."""

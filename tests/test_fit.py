@@ -156,8 +156,9 @@ def test_chunked_backward_gives_the_full_batch_gradient(photo32, separable, quan
     target = torch.from_numpy(photo32.reshape(-1, 3).astype(np.float32) / 127.5 - 1)
     targets = torch.stack([target, target.flip(0)])
     whole = Problem(plan, targets, torch.device("cpu"), 1.0, separable=separable)
-    # 20 · 16 samples × width per chunk: one 20×20 tile grid (16 + 2 margins a side) each, 8 chunks.
-    chunked = Problem(plan, targets, torch.device("cpu"), 1.0, separable=separable, chunk_work=0, chunk_size=20 * 20 * 16)
+    # Every problem chunked, one field per chunk (18×18 samples: 16 and a 2-sample margin): 2 signals × 4 tiles.
+    chunked = Problem(plan, targets, torch.device("cpu"), 1.0, separable=separable, chunk_work=0,
+                      chunk_size=20 * 20 * 16)
     assert len(whole.chunks(16)) == 1 and len(chunked.chunks(16)) == 8
     model = BatchedSiren.concatenate([_model(layout, 1), _model(layout, 2)])
     tensors = (lambda: [fake_quantize(p, 0.01) for p in model.tensors()]) if quantized else (lambda: None)
