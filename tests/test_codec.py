@@ -118,10 +118,23 @@ def test_tile_option_sets_the_tiling_and_rejects_nonsense(photo32):
 
 def test_narrow_image_fields_get_the_shorter_default_budget_at_a_higher_rate():
     from snfcodec import presets
-    from snfcodec.field import FieldConfig
 
     narrow, wide, audio = FieldConfig(2, 3, 15), FieldConfig(2, 3, 33), FieldConfig(1, 1, 15)
     assert presets.effort_steps(narrow)["default"] < presets.effort_steps(wide)["default"]
     assert presets.auto_lr(narrow, (0.5, 1.0)) > presets.auto_lr(wide, (1.0, 1.0)) == presets.auto_lr(audio, (4, 1))
     assert presets.effort_steps(audio) == presets.EFFORT_STEPS[1]
     assert presets.effort_steps(narrow)["fast"] == presets.effort_steps(wide)["fast"]
+
+
+def test_psnr_is_summed_in_bands_without_changing_its_value(monkeypatch):
+    rng = np.random.default_rng(1)
+    a, b = (rng.integers(0, 256, (61, 47, 3), dtype=np.uint8) for _ in range(2))
+    x, y = (rng.uniform(-1, 1, (999, 2)).astype(np.float32) for _ in range(2))
+    direct = 10 * np.log10(255.0 ** 2 / np.mean((a.astype(np.float64) - b) ** 2))
+    direct_float = 10 * np.log10(4.0 / np.mean((x.astype(np.float64) - y) ** 2))
+    monkeypatch.setattr(codec, "PSNR_BAND", 100)  # 61 bands of one row; 20 of 50 samples
+    assert codec.psnr_uint8(a, b) == pytest.approx(direct, abs=1e-12)
+    assert codec.psnr_float(x, y) == pytest.approx(direct_float, abs=1e-9)
+    assert codec.psnr_uint8(a, a) == float("inf")
+    with pytest.raises(ValueError):
+        codec.psnr_uint8(a, b[:-1])
