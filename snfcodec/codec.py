@@ -71,7 +71,7 @@ class EncodeResult:
     lr: float
     device: str
     kbps: float | None = None  # audio: 8 · bytes / duration / 1000 (bpp is None then)
-    fit_seconds: float = 0.0  # of ``seconds``, spent fitting and fine-tuning (the rest: measuring, packing, checking)
+    fit_seconds: float = 0.0  # of ``seconds``: fitting and fine-tuning (the rest: measuring, packing, checking)
 
     @property
     def bytes(self) -> int:
@@ -283,7 +283,7 @@ def to_uint8(values: np.ndarray) -> np.ndarray:
 PSNR_BAND = 1 << 22  # values compared at a time, so that a 48 MP comparison needs no signal-sized copies
 
 
-def _squared_error(a: np.ndarray, b: np.ndarray, dtype) -> float:
+def _squared_error(a: np.ndarray, b: np.ndarray, dtype) -> int | float:
     """Σ (a - b)² over all samples, in bands of PSNR_BAND values along the first axis, in ``dtype``."""
     if a.shape != b.shape:
         raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
