@@ -43,7 +43,8 @@ def labelled_strip(panels: list[tuple[str, np.ndarray]], zoom: int = 1) -> Image
     Labels may hold several lines ("\\n"); every panel must have the same size.
     """
     font = ImageFont.load_default(size=LABEL_SIZE)
-    images = [on_white(to_pillow(p)).convert("RGB").resize((p.shape[1] * zoom, p.shape[0] * zoom), Image.NEAREST) for _, p in panels]
+    images = [on_white(to_pillow(p)).convert("RGB").resize((p.shape[1] * zoom, p.shape[0] * zoom), Image.NEAREST)
+              for _, p in panels]
     if len({im.size for im in images}) != 1:
         raise ValueError("every panel must have the same size")
     w, h = images[0].size

@@ -43,6 +43,11 @@ def _parse_sizes(ctx, param, value):
     return sizes
 
 
+def resized(source: Image.Image, W: int, H: int) -> np.ndarray:
+    """``source`` resized to W×H (Lanczos) → (H, W, C) uint8, contiguous."""
+    return np.ascontiguousarray(np.asarray(source.resize((W, H), Image.LANCZOS)).reshape(H, W, -1))
+
+
 def check(pixels: np.ndarray, device: str, bpp: float, steps: int | None) -> tuple[dict, bytes]:
     """Encode ``pixels`` on ``device``, decode on the CPU twice → (the numbers and checks of one photo, the file)."""
     H, W = pixels.shape[:2]
@@ -84,8 +89,7 @@ def main(device, sizes, bpp, steps, photo, out):
         source = Image.fromarray(read_image(photo).squeeze())
         rows = []
         for W, H in sizes:
-            pixels = np.asarray(source.resize((W, H), Image.LANCZOS)).reshape(H, W, -1)
-            row = check(np.ascontiguousarray(pixels), device, bpp, steps)[0]
+            row = check(resized(source, W, H), device, bpp, steps)[0]
             rows.append(row)
             ok = all(row["checks"].values())
             click.echo(f"{W}x{H} on {card}: {row['encode_seconds']:.1f} s, {row['steps']}+{row['qat_steps']} steps, "

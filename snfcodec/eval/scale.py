@@ -19,14 +19,13 @@ import sys
 import time
 
 import click
-import numpy as np
 from PIL import Image
 
 import snfcodec
 
 from ..errors import SnfError
 from ..media import read_image
-from .device import _parse_sizes, check
+from .device import _parse_sizes, check, resized
 
 
 def peak_rss_mb() -> float:
@@ -37,10 +36,7 @@ def peak_rss_mb() -> float:
 def measure(photo: str, size: tuple[int, int], bpp: float, steps: int | None, device: str) -> dict:
     """Encode ``photo`` resized to ``size`` (W, H), decode at 1× and 2×: one row of the table."""
     W, H = size
-    source = Image.fromarray(read_image(photo).squeeze())
-    pixels = np.ascontiguousarray(np.asarray(source.resize((W, H), Image.LANCZOS)).reshape(H, W, -1))
-    del source
-    row, data = check(pixels, device, bpp, steps)
+    row, data = check(resized(Image.fromarray(read_image(photo).squeeze()), W, H), device, bpp, steps)
     row["encode_peak_rss_mb"] = peak_rss_mb()
     start = time.perf_counter()
     snfcodec.decode(data, scale=2)
@@ -51,7 +47,7 @@ def measure(photo: str, size: tuple[int, int], bpp: float, steps: int | None, de
     return row
 
 
-def _child(args: list[str]) -> dict:
+def _child(args: list) -> dict:
     """Run :func:`measure` in a fresh interpreter; its JSON row."""
     done = subprocess.run([sys.executable, "-m", "snfcodec.eval.scale", "--child", json.dumps(args)],
                           stdout=subprocess.PIPE, text=True)
