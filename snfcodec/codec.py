@@ -186,8 +186,9 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
     model = BatchedSiren.concatenate([BatchedSiren(config, T, g) for g in generators]).to(device)
     plan = SamplePlan(arch.tiling, [pixel_centres(n) for n in arch.tiling.shape])
     problem = Problem(plan, targets, device, presets.GRADIENT_WEIGHT[config.in_dim])
-    report = fit(model, problem, FitOptions(steps, lr, options.psnr, options.max_seconds,
-                                            progress=options.progress, desc="fit"))
+    stride = presets.fit_stride(config)
+    report = fit(model, problem, FitOptions(steps, lr, options.psnr, options.max_seconds, stride=stride,
+                                            seed=options.seed, progress=options.progress, desc="fit"))
 
     model.wrap_phases()
     header_bytes = container.header_size(config.in_dim, config.sine_layers)
@@ -213,8 +214,9 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
     if qat_steps:
         per_tensor = [torch.tensor([q[i] for q in q_steps], dtype=torch.float32, device=device)
                       .repeat_interleave(T).reshape(-1, 1, 1) for i in range(len(q_steps[0]))]
-        fit_seconds += fit(model, problem, FitOptions(qat_steps, lr * QAT_LR_RATIO, progress=options.progress,
-                                                      desc="qat"), quant_steps=per_tensor).seconds
+        fit_seconds += fit(model, problem, FitOptions(qat_steps, lr * QAT_LR_RATIO, stride=stride, seed=options.seed,
+                                                      progress=options.progress, desc="qat"),
+                           quant_steps=per_tensor).seconds
     # Fine-tuning moved the weights; coarsen the same grid slightly if a payload grew past its budget.
     everything = [t.detach().cpu() for t in model.tensors()]
     out: list[_Fitted | SnfError] = []

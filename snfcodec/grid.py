@@ -112,10 +112,10 @@ class SamplePlan:
         if len(axes) != len(layout.shape):
             raise ValueError("one axis per dimension")
         self.layout = layout
+        self.positions = tuple(np.asarray(pos, dtype=np.float64) for pos in axes)
         self.out_shape = tuple(len(a) for a in axes)
         self._axes: list[_Axis] = []
-        for d, pos in enumerate(axes):
-            pos = np.asarray(pos, dtype=np.float64)
+        for d, pos in enumerate(self.positions):
             ranges = []
             for k in range(layout.counts[d]):
                 lo, hi = layout.axis_window(d, k)

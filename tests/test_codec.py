@@ -116,14 +116,16 @@ def test_tile_option_sets_the_tiling_and_rejects_nonsense(photo32):
         snfcodec.encode(np.zeros((1000, 1), np.float32), sample_rate=8000, steps=5, tile=16)
 
 
-def test_narrow_image_fields_get_the_shorter_default_budget_at_a_higher_rate():
+def test_narrow_image_fields_get_sub_grid_steps_at_a_higher_rate():
     from snfcodec import presets
 
     narrow, wide, audio = FieldConfig(2, 3, 15), FieldConfig(2, 3, 33), FieldConfig(1, 1, 15)
-    assert presets.effort_steps(narrow)["default"] < presets.effort_steps(wide)["default"]
+    assert [presets.fit_stride(c) for c in (narrow, wide, audio)] == [2, 1, 1]
     assert presets.auto_lr(narrow, (0.5, 1.0)) > presets.auto_lr(wide, (1.0, 1.0)) == presets.auto_lr(audio, (4, 1))
     assert presets.effort_steps(audio) == presets.EFFORT_STEPS[1]
-    assert presets.effort_steps(narrow)["fast"] == presets.effort_steps(wide)["fast"]
+    assert presets.effort_steps(wide) == presets.EFFORT_STEPS[2]
+    steps = presets.effort_steps(narrow)
+    assert steps["fast"] < steps["default"] < steps["slow"]
 
 
 def test_psnr_is_summed_in_bands_without_changing_its_value(monkeypatch):

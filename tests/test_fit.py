@@ -200,3 +200,41 @@ def test_a_chunked_fit_follows_the_full_batch_fit(photo32):
     a = fit(_model(layout, 5), whole, FitOptions(steps=30, lr=3e-3))
     b = fit(_model(layout, 5), chunked, FitOptions(steps=30, lr=3e-3))
     assert b.psnr == pytest.approx(a.psnr, abs=0.01) and b.psnr > a.curve[0][1] + 3
+
+
+def test_subgrids_are_the_full_problem_at_every_stride_th_sample(photo32):
+    layout, problem = _problem(photo32, gradient=1.0)
+    subs = problem.subgrids(2)
+    assert len(subs) == 4 and problem.subgrids(1) == [] and problem.subgrids(17) == []
+    model = _model(layout, 5)
+    with torch.no_grad():
+        full = problem.render(model).reshape(32, 32, 3)
+        target = problem.target.reshape(32, 32, 3)
+        for sub, (py, px) in zip(subs, [(0, 0), (0, 1), (1, 0), (1, 1)]):
+            assert sub.shape == (16, 16)
+            torch.testing.assert_close(sub.target.reshape(16, 16, 3), target[py::2, px::2], rtol=0, atol=0)
+            torch.testing.assert_close(sub.render(model).reshape(16, 16, 3), full[py::2, px::2])
+
+
+def test_a_strided_fit_keeps_and_reports_a_state_judged_on_the_full_grid(photo32):
+    layout, problem = _problem(photo32, gradient=1.0)
+    model = _model(layout)
+    options = FitOptions(steps=60, lr=5e-3, stride=2, full_fraction=0.25, seed=1)
+    report = fit(model, problem, options)
+    with torch.no_grad():
+        now = 10 * np.log10(4 / float(problem.mse(model)))
+    assert now == pytest.approx(report.psnr, abs=1e-9)
+    assert report.psnr > report.curve[0][1] + 5
+    again = fit(_model(layout), problem, options)
+    assert again.curve == report.curve
+    other = fit(_model(layout), problem, FitOptions(steps=60, lr=5e-3, stride=2, full_fraction=0.25, seed=2))
+    assert other.curve != report.curve  # the seed draws the phases
+
+
+def test_strided_stops_are_confirmed_on_the_full_grid(photo32):
+    layout, problem = _problem(photo32)
+    report = fit(_model(layout), problem, FitOptions(steps=10_000, lr=5e-3, stride=2, max_seconds=0.2))
+    assert report.steps < 10_000 and report.psnr > -np.inf  # the state left was evaluated on the full grid
+    target = fit(_model(layout), problem, FitOptions(steps=80, lr=5e-3)).psnr - 1.0
+    stopped = fit(_model(layout), problem, FitOptions(steps=400, lr=5e-3, stride=2, psnr=target))
+    assert stopped.reached and stopped.steps < 400 and stopped.psnr >= target
