@@ -29,7 +29,7 @@ def _named(source):
         raise type(exc)(f"{os.fspath(source)}: {exc}") from None
 
 
-# No valid .snf file comes near this size (the network is capped at 2^24 parameters): refuse before reading.
+# No valid .snf file comes near this size (the network is capped at 2^26 parameters): refuse before reading.
 MAX_FILE_BYTES = 1 << 30
 
 

@@ -34,9 +34,10 @@ MAX_DIMS = 3
 MAX_CHANNELS = 16
 MAX_WIDTH = 1024
 MAX_SINE_LAYERS = 16
-MAX_EXTENT = 1 << 24  # samples along one dimension
-MAX_TILES = 1 << 16
-MAX_PARAMS = 1 << 24
+# Declarations a reader accepts (formats/snf.md): they bound what it allocates before the payload is decoded.
+MAX_EXTENT = {KIND_IMAGE: 1 << 24, KIND_AUDIO: (1 << 32) - 1}  # samples along one dimension
+MAX_TILES = 1 << 20
+MAX_PARAMS = 1 << 26
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,17 @@ def write(header: Header, payload: bytes) -> bytes:
     return data + _CRC.pack(zlib.crc32(data))
 
 
+def size_problem(kind: int, field: FieldConfig, tiling: TileLayout) -> str | None:
+    """What makes a network too large for the format's limits, or None: the encoder asks before fitting."""
+    if max(tiling.shape) > MAX_EXTENT[kind]:
+        return f"{max(tiling.shape)} samples along one dimension exceed the limit of {MAX_EXTENT[kind]}"
+    if tiling.num_tiles > MAX_TILES:
+        return f"{tiling.num_tiles} tiles exceed the limit of {MAX_TILES}"
+    if tiling.num_tiles * field.params_per_field() > MAX_PARAMS:
+        return f"network of {tiling.num_tiles * field.params_per_field()} parameters exceeds {MAX_PARAMS}"
+    return None
+
+
 def _fail(offset: int, what: str):
     raise SnfFormatError(f"not a valid .snf file: {what} (at byte {offset})")
 
@@ -161,15 +173,15 @@ def read(data: bytes) -> tuple[Header, bytes]:
         _fail(pos, "header too short for its shape and tiling")
     dims = struct.unpack_from(f"<{3 * D}I", data, pos)
     shape, tile, margin = dims[:D], dims[D:2 * D], dims[2 * D:]
+    extent = MAX_EXTENT[kind]
     for d in range(D):
-        if not (1 <= shape[d] <= MAX_EXTENT and 1 <= tile[d] <= MAX_EXTENT and 2 * margin[d] <= tile[d]):
+        if not (1 <= shape[d] <= extent and 1 <= tile[d] <= extent and 2 * margin[d] <= tile[d]):
             _fail(pos, f"invalid shape/tiling {shape}/{tile}/{margin}")
     tiling = TileLayout(tuple(shape), tuple(tile), tuple(margin))
-    if tiling.num_tiles > MAX_TILES:
-        _fail(pos, f"{tiling.num_tiles} tiles exceed the limit of {MAX_TILES}")
     field = FieldConfig(D, C, width, L, float(omega0), float(a1), float(ah))
-    if tiling.num_tiles * field.params_per_field() > MAX_PARAMS:
-        _fail(pos, f"network of {tiling.num_tiles * field.params_per_field()} parameters exceeds {MAX_PARAMS}")
+    problem = size_problem(kind, field, tiling)
+    if problem:
+        _fail(pos, problem)
     pos += 12 * D
     count, reserved = _COUNT.unpack_from(data, pos)
     pos += _COUNT.size

@@ -82,29 +82,38 @@ class Problem:
         target = target if target.dim() == 3 else target[None]
         G, N, C = target.shape
         tiles = plan.active_tiles()
-        coords, weights, flat = plan.gather(tiles, torch.float32)
         per_signal = plan.layout.num_tiles
         ids = torch.from_numpy(tiles)
         self.signals = G
         self.points = plan.points_per_tile
         self.tile_ids = (ids[None] + per_signal * torch.arange(G)[:, None]).reshape(-1).to(device)
-        self.weights = weights.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)  # (G·T, 1, P)
-        self.flat = (flat[None] + N * torch.arange(G)[:, None, None]).reshape(G * len(tiles), -1).to(device)
-        self._target = target.reshape(G * N, C).T.contiguous().to(device=device, dtype=torch.float32)  # (C, G·N)
         self.all_tiles = len(tiles) == per_signal
-        # 2-D tiles sample a separable grid each: the first layer can be expanded (field.siren_grid), and only
-        # each tile's rows and columns are kept. Otherwise every point's coordinates, points along the last axis
-        # (see field.siren_columns): (G·T, D, P).
-        self.axes = self.coords = None
-        if separable and len(plan.out_shape) == 2 and self.all_tiles:
-            ky, kx = np.unravel_index(tiles, plan.layout.counts)
-            self.axes = [torch.from_numpy(plan.axis_local(d)[k]).to(torch.float32).repeat(G, 1).to(device)
-                         for d, k in ((0, ky), (1, kx))]
+        # A long 1-D signal (an hour of audio: 173 M samples) keeps no per-sample table and no copy of itself:
+        # it is streamed in windows of samples, each gathering its own tiles' tables (see _window).
+        self.streamed = len(plan.out_shape) == 1 and self.all_tiles and G * len(tiles) * self.points > chunk_size
+        self.axes = self.coords = self.weights = self.flat = None
+        if self.streamed:
+            # (G·N, C): a view of a float32 target already on the device, else one copy.
+            self._rows = target.reshape(G * N, C).to(device=device, dtype=torch.float32)
+            self._target = self._rows.T
         else:
-            self.coords = coords.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)
+            coords, weights, flat = plan.gather(tiles, torch.float32)
+            self.weights = weights.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)  # (G·T, 1, P)
+            self.flat = (flat[None] + N * torch.arange(G)[:, None, None]).reshape(G * len(tiles), -1).to(device)
+            self._target = target.reshape(G * N, C).T.contiguous().to(device=device, dtype=torch.float32)  # (C, G·N)
+            # 2-D tiles sample a separable grid each: the first layer can be expanded (field.siren_grid), and
+            # only each tile's rows and columns are kept. Otherwise every point's coordinates, points along the
+            # last axis (see field.siren_columns): (G·T, D, P).
+            if separable and len(plan.out_shape) == 2 and self.all_tiles:
+                ky, kx = np.unravel_index(tiles, plan.layout.counts)
+                self.axes = [torch.from_numpy(plan.axis_local(d)[k]).to(torch.float32).repeat(G, 1).to(device)
+                             for d, k in ((0, ky), (1, kx))]
+            else:
+                self.coords = coords.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)
+            del coords
         # One tile covering the grid (weight 1, points in order): the blended output is the field's output.
-        self.one_tile = per_signal == 1 and bool(torch.equal(flat.reshape(-1), torch.arange(N))) and \
-            bool(torch.all(weights == 1))
+        self.one_tile = not self.streamed and per_signal == 1 and \
+            bool(torch.equal(self.flat[:1].reshape(-1).cpu(), torch.arange(N))) and bool(torch.all(self.weights == 1))
         self.shape = plan.out_shape
         self.gradient = float(gradient)
         self.chunk_work, self.chunk_size = int(chunk_work), int(chunk_size)
@@ -141,6 +150,69 @@ class Problem:
         per = max(1, self.chunk_size // (self.points * width))
         return [(a, min(a + per, fields)) for a in range(0, fields, per)]
 
+    def windows(self, width: int) -> list[tuple[int, int, int, int, int, int]]:
+        """A streamed problem's windows (g0, g1, s0, s1, ta, tb): samples [s0, s1) of signals [g0, g1) and the
+        tiles [ta, tb) of each that touch [s0, s1]. Windows partition the samples; each holds about
+        ``chunk_size / width`` samples (at least 8 tiles' worth), whole signals together when they are short."""
+        (N,), G, T = self.shape, self.signals, len(self.tile_ids) // self.signals
+        size = max(self.chunk_size // width, 8 * self.points)
+        if N <= size:
+            per = max(1, size // N)
+            return [(g, min(g + per, G), 0, N, 0, T) for g in range(0, G, per)]
+        span = self._plan.tile_spans(0)
+        bounds = np.linspace(0, N, -(-N // size) + 1).round().astype(np.int64)
+        out = []
+        for s0, s1 in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            ta = int(np.searchsorted(span[:, 1], s0, "right"))
+            tb = int(np.searchsorted(span[:, 0], min(s1 + 1, N), "left"))
+            out.extend((g, g + 1, s0, s1, ta, tb) for g in range(G))
+        return out
+
+    def _window(self, model: BatchedSiren, tensors, window) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Blended output of a streamed window, (C, k, e) for its k signals over samples [s0, s0 + e) with
+        e = s1 - s0 plus the next sample (the gradient term's last pair), and (objective, MSE) of its own
+        samples, each (k,): summed over the windows, exactly the full problem's."""
+        g0, g1, s0, s1, ta, tb = window
+        (N,), T, k = self.shape, len(self.tile_ids) // self.signals, g1 - g0
+        end = min(s1 + 1, N)
+        e = end - s0
+        coords, weights, flat = self._plan.gather(np.arange(ta, tb), torch.float32)  # (n, P, 1), (n, P, 1), (n, P)
+        device = self._rows.device
+        own = [t[g0 * T + ta:(g1 - 1) * T + tb] for t in tensors]
+        values = model.columns(coords.transpose(1, 2).repeat(k, 1, 1).to(device), None, own)  # (k·n, C, P)
+        values = values * weights.transpose(1, 2).repeat(k, 1, 1).to(device)
+        index = flat - s0
+        index = torch.where((index >= 0) & (index < e), index, e)  # samples outside the window: a dropped slot
+        index = (index[None] + (e + 1) * torch.arange(k)[:, None, None]).reshape(-1).to(device)
+        C = values.shape[1]
+        out = torch.zeros(C, k * (e + 1), device=device).index_add(
+            1, index, values.transpose(0, 1).reshape(C, -1)).view(C, k, e + 1)[:, :, :e]
+        error = out - self._rows.view(self.signals, N, C)[g0:g1, s0:end].permute(2, 0, 1)
+        mse = self._mse(error[:, :, :s1 - s0]) * ((s1 - s0) / N)
+        loss = mse
+        if self.gradient and N > 1:
+            pairs = torch.linalg.vector_norm(torch.diff(error, dim=2), dim=(0, 2)) ** 2
+            loss = mse + self.gradient * pairs / (C * (N - 1))
+        return out, loss, mse
+
+    def _stream(self, model: BatchedSiren, tensors, backward: bool = False, out: torch.Tensor | None = None):
+        """(objective, MSE), each (G,), of a streamed problem, window by window; with ``backward`` each window's
+        objective is back-propagated into ``tensors`` as it is computed; ``out`` (C, G, N) receives the output."""
+        tensors = list(model.tensors()) if tensors is None else tensors
+        losses = torch.zeros(self.signals, device=self._rows.device)
+        mses = torch.zeros_like(losses)
+        for window in self.windows(model.config.width):
+            g0, g1, s0, s1 = window[:4]
+            with torch.set_grad_enabled(backward):
+                values, loss, mse = self._window(model, tensors, window)
+                if backward:
+                    loss.sum().backward()
+            losses[g0:g1] += loss.detach()
+            mses[g0:g1] += mse.detach()
+            if out is not None:
+                out[:, g0:g1, s0:s1] = values[:, :, :s1 - s0].detach()
+        return losses, mses
+
     def _chunk(self, model: BatchedSiren, tensors, a: int, b: int) -> torch.Tensor:
         """Blend-weighted output of fields [a, b), channels first: (C, (b - a) · P), points in ``flat[a:b]`` order."""
         tensors = model.tensors() if tensors is None else tensors
@@ -165,6 +237,10 @@ class Problem:
 
     def render(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
         """Blended output on the training grid: (G · N, C)."""
+        if self.streamed:
+            out = torch.empty(self._target.shape[0], self.signals, self.shape[0], device=self._rows.device)
+            self._stream(model, tensors, out=out)
+            return out.view(out.shape[0], -1).T
         return self._render(model, tensors).T
 
     @staticmethod
@@ -209,10 +285,14 @@ class Problem:
 
     def mse(self, model: BatchedSiren, tensors=None) -> torch.Tensor:
         """(G,) MSE of each signal (the sensitivities' probe: two signal-sized buffers, no gradient term)."""
+        if self.streamed:
+            return self._stream(model, tensors)[1]
         return self._mse((self._render(model, tensors) - self._target).view(self._target.shape[0], self.signals, -1))
 
     def objective(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(what the optimiser minimises, the MSE), each (G,): the MSE plus the weighted gradient term."""
+        if self.streamed:
+            return self._stream(model, tensors)
         return self._losses(self._render(model, tensors))
 
     def backward(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,10 +301,11 @@ class Problem:
         One chunk: plain autograd. Several: the output is rendered without a graph, the objective's gradient
         with respect to each output sample taken (a signal-sized array), then each chunk's fields are
         re-evaluated with a graph and given Σ_p ∂L/∂out_p · ∂out_p/∂θ: exactly the full-batch gradient, in
-        memory that depends on the chunk, for one more forward pass per step.
+        memory that depends on the chunk, for one more forward pass per step. A streamed problem (a long 1-D
+        signal) back-propagates each window's own objective as it goes: no signal-sized buffer at all.
         """
         chunks = self.chunks(model.config.width)
-        if len(chunks) == 1:
+        if len(chunks) == 1 and not self.streamed:
             loss, mse = self.objective(model, tensors)
             loss.sum().backward()
             return loss.detach(), mse.detach()
@@ -232,6 +313,10 @@ class Problem:
         # Chunks see detached copies, so each chunk's graph ends at them and is freed as its backward runs;
         # their gradients go through what produced ``tensors`` (e.g. fake quantization) once, at the end.
         leaves = [t.detach().requires_grad_(True) for t in tensors]
+        if self.streamed:
+            loss, mse = self._stream(model, leaves, backward=True)
+            torch.autograd.backward(tensors, [leaf.grad for leaf in leaves])
+            return loss, mse
         with torch.no_grad():
             loss, mse, upstream = self._loss_gradient(self._render(model, leaves))
         for a, b in chunks:

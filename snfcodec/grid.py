@@ -63,12 +63,12 @@ class TileLayout:
             w *= 1.0 - _smoothstep((pos - (b - m)) / (2 * m))
         return w
 
-    def axis_window(self, d: int, k: int) -> tuple[float, float]:
-        """Half-open canvas interval outside which tile ``k`` has zero weight along dimension ``d``."""
+    def axis_windows(self, d: int) -> tuple[np.ndarray, np.ndarray]:
+        """Half-open canvas intervals [lo, hi) outside which each tile row along dimension ``d`` has zero weight:
+        two (counts[d],) float64 arrays (the first row starts at -inf, the last ends at +inf)."""
+        k = np.arange(self.counts[d])
         t, m = self.tile[d], self.margin[d]
-        lo = k * t - m if k > 0 else -math.inf
-        hi = (k + 1) * t + m if k < self.counts[d] - 1 else math.inf
-        return lo, hi
+        return np.where(k > 0, k * t - m, -np.inf), np.where(k < len(k) - 1, (k + 1) * t + m, np.inf)
 
     def axis_local(self, d: int, k: int, pos: np.ndarray) -> np.ndarray:
         """Tile-local coordinate: the tile's core maps to [-1, 1] (the last tile keeps the nominal scale)."""
@@ -93,12 +93,27 @@ def resample_axis(start: float, length: float, n_out: int) -> np.ndarray:
 
 @dataclass
 class _Axis:
-    """Per-dimension sampling tables, one row per tile index along that dimension (padded to ``width``)."""
+    """Where each tile row along one dimension touches the sample positions; its tables (local coordinates,
+    blend weights, sample indices, padded to ``width``) are computed for the rows asked for, so that a plan over
+    an hour of audio (58 k tiles of 3,000 samples) holds O(tiles) numbers, not O(samples)."""
 
-    local: np.ndarray  # (K, L) float64
-    weight: np.ndarray  # (K, L) float64, 0 on padding
-    index: np.ndarray  # (K, L) int64 into the axis' sample array
-    active: np.ndarray  # (K,) bool: tile row touches at least one sample
+    positions: np.ndarray  # (n,) float64, sorted
+    span: np.ndarray  # (K, 2) int64: [first, last + 1) of the samples the tile row touches
+    width: int  # the most samples one tile row touches (at least 1)
+
+    def tables(self, layout: TileLayout, d: int, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """local (R, L) float64, weight (R, L) float64 (0 on padding) and index (R, L) int64 of the given rows."""
+        unique, inverse = np.unique(rows, return_inverse=True)
+        local = np.zeros((len(unique), self.width))
+        weight = np.zeros((len(unique), self.width))
+        index = np.zeros((len(unique), self.width), dtype=np.int64)
+        for j, k in enumerate(unique.tolist()):
+            lo, hi = self.span[k]
+            p = self.positions[lo:hi]
+            local[j, : hi - lo] = layout.axis_local(d, k, p)
+            weight[j, : hi - lo] = layout.axis_weights(d, k, p)
+            index[j, : hi - lo] = np.arange(lo, hi)
+        return local[inverse], weight[inverse], index[inverse]
 
 
 class SamplePlan:
@@ -116,37 +131,29 @@ class SamplePlan:
         self.out_shape = tuple(len(a) for a in axes)
         self._axes: list[_Axis] = []
         for d, pos in enumerate(self.positions):
-            ranges = []
-            for k in range(layout.counts[d]):
-                lo, hi = layout.axis_window(d, k)
-                ranges.append((int(np.searchsorted(pos, lo, "left")), int(np.searchsorted(pos, hi, "left"))))
-            width = max(1, max(hi - lo for lo, hi in ranges))
-            K = layout.counts[d]
-            local = np.zeros((K, width))
-            weight = np.zeros((K, width))
-            index = np.zeros((K, width), dtype=np.int64)
-            for k, (lo, hi) in enumerate(ranges):
-                p = pos[lo:hi]
-                local[k, : hi - lo] = layout.axis_local(d, k, p)
-                weight[k, : hi - lo] = layout.axis_weights(d, k, p)
-                index[k, : hi - lo] = np.arange(lo, hi)
-            self._axes.append(_Axis(local, weight, index, np.array([hi > lo for lo, hi in ranges])))
+            lo, hi = layout.axis_windows(d)
+            span = np.stack([np.searchsorted(pos, lo, "left"), np.searchsorted(pos, hi, "left")], axis=1)
+            self._axes.append(_Axis(pos, span.astype(np.int64), max(1, int((span[:, 1] - span[:, 0]).max()))))
 
     @property
     def points_per_tile(self) -> int:
-        return math.prod(a.local.shape[1] for a in self._axes)
+        return math.prod(a.width for a in self._axes)
 
     def axis_local(self, d: int) -> np.ndarray:
         """Local coordinates along dimension ``d`` of each tile row (padding 0): (tiles along d, L) float64.
 
         A tile's points in :meth:`gather` are the C-order grid of its rows along every dimension."""
-        return self._axes[d].local
+        return self._axes[d].tables(self.layout, d, np.arange(self.layout.counts[d]))[0]
+
+    def tile_spans(self, d: int) -> np.ndarray:
+        """[first, last + 1) sample indices along dimension ``d`` that each tile row touches: (K, 2) int64."""
+        return self._axes[d].span
 
     def active_tiles(self) -> np.ndarray:
         """Flat ids (C order over ``layout.counts``) of tiles that touch the grid: (T,) int64."""
-        mask = self._axes[0].active
-        for a in self._axes[1:]:
-            mask = np.logical_and.outer(mask, a.active)
+        mask = np.ones((), dtype=bool)
+        for a in self._axes:
+            mask = np.logical_and.outer(mask, a.span[:, 1] > a.span[:, 0])
         return np.flatnonzero(mask.reshape(-1))
 
     def gather(self, tiles: np.ndarray, dtype: torch.dtype = torch.float32):
@@ -157,14 +164,15 @@ class SamplePlan:
         multi = np.unravel_index(tiles, self.layout.counts)
         D = len(self._axes)
         T = len(tiles)
-        full = (T,) + tuple(a.local.shape[1] for a in self._axes)
+        full = (T,) + tuple(a.width for a in self._axes)
         coords = np.empty(full + (D,))
         weights = np.ones(full)
         flat = np.zeros(full, dtype=np.int64)
         for d, (a, k) in enumerate(zip(self._axes, multi)):
-            coords[..., d] = _expand_row(a.local[k], d, D)
-            weights = weights * _expand_row(a.weight[k], d, D)
-            flat = flat * self.out_shape[d] + _expand_row(a.index[k], d, D)
+            local, weight, index = a.tables(self.layout, d, k)
+            coords[..., d] = _expand_row(local, d, D)
+            weights = weights * _expand_row(weight, d, D)
+            flat = flat * self.out_shape[d] + _expand_row(index, d, D)
         P = self.points_per_tile
         return (torch.from_numpy(coords.reshape(T, P, D)).to(dtype),
                 torch.from_numpy(weights.reshape(T, P, 1)).to(dtype),

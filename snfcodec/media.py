@@ -11,6 +11,7 @@ container FFmpeg reads (WAV, FLAC, MP3, Ogg, Opus, M4A, ...) is used, at its own
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from typing import Iterator
@@ -159,20 +160,34 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
                 raise SnfInputError(f"{name}: audio stream has no channels or no sample rate")
             if channels > max(AUDIO_LAYOUTS):
                 raise SnfInputError(f"{name}: {channels} channels; at most {max(AUDIO_LAYOUTS)} are supported")
-            chunks, total = [], 0
+            buffer, total = np.empty(_expected_values(container, stream, channels), np.float32), 0
             for chunk in decoded_chunks(container, stream):
-                chunks.append(chunk)
-                total += chunk.size
-                if total > MAX_AUDIO_SAMPLES:
+                if total + chunk.size > MAX_AUDIO_SAMPLES:
                     raise SnfInputError(f"{name}: more than {MAX_AUDIO_SAMPLES} audio values")
+                if total + chunk.size > buffer.size:  # the container's duration was short or unknown
+                    buffer = np.resize(buffer, max(total + chunk.size, buffer.size * 3 // 2))
+                buffer[total:total + chunk.size] = chunk
+                total += chunk.size
     except SnfInputError:
         raise
     except av.error.FFmpegError as exc:
         raise SnfInputError(f"{name}: cannot decode audio: {exc.strerror or exc}") from None
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    if samples.size == 0:
+    if total == 0:
         raise SnfInputError(f"{name}: audio has no samples")
-    return np.clip(samples.reshape(-1, channels), -1.0, 1.0).astype(np.float32), int(rate)
+    samples = buffer[:total] if total * 8 >= buffer.size * 7 else buffer[:total].copy()
+    return np.clip(samples, -1.0, 1.0, out=samples).reshape(-1, channels), int(rate)
+
+
+def _expected_values(container, stream, channels: int) -> int:
+    """Values (samples × channels) the stream should decode to, from its declared duration, so that an hour of
+    audio is read into one array without a second copy; a small start when nothing is declared."""
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / av.time_base
+    else:
+        seconds = 0.0
+    return int(min(MAX_AUDIO_SAMPLES, max(1 << 16, math.ceil(seconds * stream.rate) * channels + (1 << 12))))
 
 
 def decoded_chunks(container, stream) -> Iterator[np.ndarray]:
@@ -225,8 +240,15 @@ def check_audio_array(samples: np.ndarray) -> np.ndarray:
                             f"{a.shape} {a.dtype}")
     if a.shape[0] == 0:
         raise SnfInputError("audio has no samples")
-    if not np.all(np.isfinite(a)):
-        raise SnfInputError("audio contains NaN or infinite samples")
+    band = max(1, (1 << 22) // a.shape[1])  # checked in bands: no signal-sized temporaries for an hour of audio
+    inside = True
+    for r in range(0, len(a), band):
+        part = a[r:r + band]
+        if not np.all(np.isfinite(part)):
+            raise SnfInputError("audio contains NaN or infinite samples")
+        inside = inside and bool(np.all(np.abs(part) <= 1.0))
+    if inside and a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable:
+        return a  # used as it is (never written to)
     return np.ascontiguousarray(np.clip(a, -1.0, 1.0), dtype=np.float32)
 
 

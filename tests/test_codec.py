@@ -140,3 +140,12 @@ def test_psnr_is_summed_in_bands_without_changing_its_value(monkeypatch):
     assert codec.psnr_uint8(a, a) == float("inf")
     with pytest.raises(ValueError):
         codec.psnr_uint8(a, b[:-1])
+
+
+def test_an_input_too_large_for_the_format_is_refused_before_fitting(monkeypatch):
+    from snfcodec import container
+
+    monkeypatch.setattr(container, "MAX_PARAMS", 1000)
+    monkeypatch.setattr(codec, "fit", lambda *a, **k: pytest.fail("fitted an input the format cannot hold"))
+    with pytest.raises(SnfInputError, match="too large for one .snf file.*lower the rate or split"):
+        snfcodec.encode(np.zeros((4000, 2), np.float32), sample_rate=8000, kbps=64, steps=5)

@@ -49,3 +49,16 @@ def test_not_an_snf_file():
     with pytest.raises(SnfFormatError, match="signature"):
         container.read(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
     assert MAGIC == b"\x89SNF"
+
+
+def test_audio_may_be_longer_than_an_image_is_tall_within_the_parameter_limit():
+    tensors = tuple(TensorHeader(0.01, SymbolModel(-3, 4, 0, 1.5)) for _ in range(8))
+    hour = TileLayout((172_800_000,), (2960,), (32,))  # an hour at 48 kHz, 64 kb/s: 58,379 segments
+    field = FieldConfig(1, 2, 16, 3)
+    assert container.size_problem(container.KIND_AUDIO, field, hour) is None
+    header, _ = container.read(container.write(Header(container.KIND_AUDIO, 0, 48000, field, hour, tensors), b""))
+    assert header.tiling == hour
+    tall = TileLayout((1 << 25, 8), (1 << 24, 8), (0, 0))
+    assert "samples along one dimension" in container.size_problem(container.KIND_IMAGE, FieldConfig(2, 3, 4), tall)
+    wide = FieldConfig(1, 2, 200, 3)  # 82,002 parameters a segment: 4.8 G in all
+    assert "parameters exceeds" in container.size_problem(container.KIND_AUDIO, wide, hour)

@@ -238,3 +238,39 @@ def test_strided_stops_are_confirmed_on_the_full_grid(photo32):
     target = fit(_model(layout), problem, FitOptions(steps=80, lr=5e-3)).psnr - 1.0
     stopped = fit(_model(layout), problem, FitOptions(steps=400, lr=5e-3, stride=2, psnr=target))
     assert stopped.reached and stopped.steps < 400 and stopped.psnr >= target
+
+
+def test_a_long_one_dimensional_signal_is_streamed_with_the_full_batch_gradient():
+    rng = np.random.default_rng(2)
+    layout = TileLayout((2400,), (50,), (8,))  # 48 tiles of 66 points
+    plan = SamplePlan(layout, [pixel_centres(2400)])
+    config = FieldConfig(1, 2, 8, 3)
+    for G in (1, 3):
+        target = torch.from_numpy(rng.uniform(-1, 1, (G, 2400, 2)).astype(np.float32))
+        model = BatchedSiren.concatenate([BatchedSiren(config, 48, torch.Generator().manual_seed(s))
+                                          for s in range(G)])
+        whole = Problem(plan, target, torch.device("cpu"), 16.0)
+        streamed = Problem(plan, target, torch.device("cpu"), 16.0, chunk_size=100 * 8)
+        assert streamed.streamed and not whole.streamed and streamed.flat is None
+        windows = streamed.windows(8)  # at least 8 tiles' worth (528 samples) each: 5 per signal
+        assert len(windows) == 5 * G and all(w[1] == w[0] + 1 for w in windows)
+        a, b = _gradients(model, whole), _gradients(model, streamed)
+        for x, y in zip(a[:2], b[:2]):
+            torch.testing.assert_close(y, x, rtol=1e-5, atol=1e-7)
+        for x, y in zip(a[2], b[2]):
+            torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-6)
+        with torch.no_grad():
+            torch.testing.assert_close(streamed.render(model), whole.render(model))
+            torch.testing.assert_close(streamed.mse(model), whole.mse(model))
+    # Signals shorter than a window are taken whole, several to a window.
+    grouped = Problem(plan, target, torch.device("cpu"), 16.0, chunk_size=5000)
+    assert grouped.windows(1) == [(0, 2, 0, 2400, 0, 48), (2, 3, 0, 2400, 0, 48)]
+    for x, y in zip(_gradients(model, whole)[2], _gradients(model, grouped)[2]):
+        torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-6)
+
+
+def test_a_streamed_signal_keeps_no_copy_of_itself():
+    target = torch.rand(5000, 2) * 2 - 1
+    problem = Problem(SamplePlan(TileLayout((5000,), (100,), (8,)), [pixel_centres(5000)]), target,
+                      torch.device("cpu"), chunk_size=1000)
+    assert problem.streamed and problem.target.data_ptr() == target.data_ptr()
