@@ -153,9 +153,11 @@ class Problem:
     def windows(self, width: int) -> list[tuple[int, int, int, int, int, int]]:
         """A streamed problem's windows (g0, g1, s0, s1, ta, tb): samples [s0, s1) of signals [g0, g1) and the
         tiles [ta, tb) of each that touch [s0, s1]. Windows partition the samples; each holds about
-        ``chunk_size / width`` samples (at least 8 tiles' worth), whole signals together when they are short."""
+        ``chunk_size / (2 · width)`` samples (at least 8 tiles' worth: the two tiles at its ends are evaluated
+        again by its neighbours), whole signals together when they are short. Half a chunk: an hour of audio
+        must fit beside its own samples and 35 M parameters' optimiser state."""
         (N,), G, T = self.shape, self.signals, len(self.tile_ids) // self.signals
-        size = max(self.chunk_size // width, 8 * self.points)
+        size = max(self.chunk_size // (2 * width), 8 * self.points)
         if N <= size:
             per = max(1, size // N)
             return [(g, min(g + per, G), 0, N, 0, T) for g in range(0, G, per)]
@@ -315,7 +317,9 @@ class Problem:
         leaves = [t.detach().requires_grad_(True) for t in tensors]
         if self.streamed:
             loss, mse = self._stream(model, leaves, backward=True)
-            torch.autograd.backward(tensors, [leaf.grad for leaf in leaves])
+            for t, leaf in zip(tensors, leaves):  # tensor by tensor, so that one gradient is held twice at a time
+                torch.autograd.backward(t, leaf.grad)
+                leaf.grad = None
             return loss, mse
         with torch.no_grad():
             loss, mse, upstream = self._loss_gradient(self._render(model, leaves))
@@ -336,7 +340,9 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
 
     With ``quant_steps`` the forward pass sees quantized parameters (quantization-aware fine-tuning).
     """
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+    # Fused: one kernel per tensor and no model-sized temporaries (an hour of audio, 35 M parameters: 0.3 GB
+    # less at the peak); the same seconds per step on images.
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr, fused=True)
     warm = max(1, int(options.warmup * options.steps))
 
     def lr_factor(step: int) -> float:
@@ -398,6 +404,9 @@ def fit(model: BatchedSiren, problem: Problem, options: FitOptions,
     with torch.no_grad():
         for p, best in zip(model.tensors(), best_state):
             p.copy_(best)
+    # The scheduler and the optimiser refer to each other, so the moments (twice the model) would otherwise
+    # stay until the garbage collector ran, beside the next fit's.
+    optimizer.state.clear()
     return FitReport(step, best_psnr, time.perf_counter() - start, reached, curve)
 
 

@@ -86,6 +86,58 @@ def pixel_centres(n: int) -> np.ndarray:
     return np.arange(n, dtype=np.float64) + 0.5
 
 
+@dataclass(frozen=True)
+class Regular:
+    """Evenly spaced positions ((first + j · stride) + a) · step + b for j = 0..n-1, held as six numbers.
+
+    An axis of a long recording (173 M samples an hour) would cost 8 bytes a sample as an array; this one is
+    sliced, searched and expanded piece by piece, and its values are bit for bit those of the array formulas
+    it replaces (:func:`pixel_grid`; ``(np.arange(n) + a) * step + b``)."""
+
+    n: int
+    a: float = 0.5
+    step: float = 1.0
+    b: float = 0.0
+    first: int = 0
+    stride: int = 1
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: slice) -> Regular:
+        if not isinstance(key, slice):
+            raise TypeError("a regular axis is sliced, not indexed")
+        start, stop, k = key.indices(self.n)
+        count = len(range(start, stop, k))
+        return Regular(count, self.a, self.step, self.b, self.first + start * self.stride, self.stride * k)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        return self.values(0, self.n)
+
+    def values(self, lo: int, hi: int) -> np.ndarray:
+        """Positions lo..hi-1: (hi - lo,) float64."""
+        index = (self.first + np.arange(lo, hi, dtype=np.int64) * self.stride).astype(np.float64)
+        return (index + self.a) * self.step + self.b
+
+    def searchsorted(self, v: np.ndarray, side: str = "left") -> np.ndarray:
+        """np.searchsorted of the positions (step > 0), exactly: an estimate, then corrected against the values."""
+        v = np.asarray(v, dtype=np.float64)
+        with np.errstate(invalid="ignore", over="ignore"):
+            guess = ((v - self.b) / self.step - self.a - self.first) / self.stride
+        j = np.nan_to_num(np.floor(guess), nan=0.0, posinf=self.n, neginf=0.0)
+        j = np.clip(j - 2, 0, self.n).astype(np.int64)
+        for _ in range(5):
+            value = ((self.first + j * self.stride).astype(np.float64) + self.a) * self.step + self.b
+            below = value < v if side == "left" else value <= v
+            j = j + ((j < self.n) & below)
+        return j
+
+
+def pixel_grid(n: int) -> Regular:
+    """:func:`pixel_centres` without the array: the training grid of a signal of any length."""
+    return Regular(n)
+
+
 def resample_axis(start: float, length: float, n_out: int) -> np.ndarray:
     """Centres of ``n_out`` equal cells covering the canvas interval [start, start + length): (n_out,) float64."""
     return start + (np.arange(n_out, dtype=np.float64) + 0.5) * (length / n_out)
@@ -97,7 +149,7 @@ class _Axis:
     blend weights, sample indices, padded to ``width``) are computed for the rows asked for, so that a plan over
     an hour of audio (58 k tiles of 3,000 samples) holds O(tiles) numbers, not O(samples)."""
 
-    positions: np.ndarray  # (n,) float64, sorted
+    positions: np.ndarray | Regular  # (n,) float64, sorted
     span: np.ndarray  # (K, 2) int64: [first, last + 1) of the samples the tile row touches
     width: int  # the most samples one tile row touches (at least 1)
 
@@ -109,7 +161,7 @@ class _Axis:
         index = np.zeros((len(unique), self.width), dtype=np.int64)
         for j, k in enumerate(unique.tolist()):
             lo, hi = self.span[k]
-            p = self.positions[lo:hi]
+            p = np.asarray(self.positions[lo:hi])
             local[j, : hi - lo] = layout.axis_local(d, k, p)
             weight[j, : hi - lo] = layout.axis_weights(d, k, p)
             index[j, : hi - lo] = np.arange(lo, hi)
@@ -127,12 +179,13 @@ class SamplePlan:
         if len(axes) != len(layout.shape):
             raise ValueError("one axis per dimension")
         self.layout = layout
-        self.positions = tuple(np.asarray(pos, dtype=np.float64) for pos in axes)
+        self.positions = tuple(pos if isinstance(pos, Regular) else np.asarray(pos, dtype=np.float64) for pos in axes)
         self.out_shape = tuple(len(a) for a in axes)
         self._axes: list[_Axis] = []
         for d, pos in enumerate(self.positions):
             lo, hi = layout.axis_windows(d)
-            span = np.stack([np.searchsorted(pos, lo, "left"), np.searchsorted(pos, hi, "left")], axis=1)
+            search = pos.searchsorted if isinstance(pos, Regular) else lambda v, side: np.searchsorted(pos, v, side)
+            span = np.stack([search(lo, "left"), search(hi, "left")], axis=1)
             self._axes.append(_Axis(pos, span.astype(np.int64), max(1, int((span[:, 1] - span[:, 0]).max()))))
 
     @property

@@ -263,8 +263,10 @@ def test_a_long_one_dimensional_signal_is_streamed_with_the_full_batch_gradient(
             torch.testing.assert_close(streamed.render(model), whole.render(model))
             torch.testing.assert_close(streamed.mse(model), whole.mse(model))
     # Signals shorter than a window are taken whole, several to a window.
-    grouped = Problem(plan, target, torch.device("cpu"), 16.0, chunk_size=5000)
-    assert grouped.windows(1) == [(0, 2, 0, 2400, 0, 48), (2, 3, 0, 2400, 0, 48)]
+    plan = SamplePlan(TileLayout((2400,), (50,), (25,)), [pixel_centres(2400)])  # 48 tiles of 100 points
+    whole = Problem(plan, target, torch.device("cpu"), 16.0)
+    grouped = Problem(plan, target, torch.device("cpu"), 16.0, chunk_size=10_000)
+    assert grouped.streamed and grouped.windows(1) == [(0, 2, 0, 2400, 0, 48), (2, 3, 0, 2400, 0, 48)]
     for x, y in zip(_gradients(model, whole)[2], _gradients(model, grouped)[2]):
         torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-6)
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from snfcodec.grid import SamplePlan, TileLayout, pixel_centres, render, resample_axis
+from snfcodec.grid import Regular, SamplePlan, TileLayout, pixel_centres, pixel_grid, render, resample_axis
 
 
 @pytest.mark.parametrize("layout", [
@@ -49,3 +49,24 @@ def test_crop_grid_only_activates_touching_tiles():
 def test_invalid_tiling_is_rejected():
     with pytest.raises(ValueError):
         TileLayout((10, 10), (4, 4), (3, 3))
+
+
+def test_a_regular_axis_is_its_array_bit_for_bit_sliced_and_searched():
+    cases = [(pixel_grid(1000), pixel_centres(1000)),
+             (Regular(997, a=0.5, step=37.25 / 997, b=3.5), resample_axis(3.5, 37.25, 997)),
+             (Regular(661, a=0.0, step=44100 / 16000, b=0.5), np.arange(661, dtype=np.float64) * (44100 / 16000) + 0.5)]
+    rng = np.random.default_rng(0)
+    for regular, array in cases:
+        assert len(regular) == len(array) and np.array_equal(np.asarray(regular), array)
+        for key in (slice(3, 500), slice(1, None, 2), slice(0, None, 3), slice(7, 8), slice(900, 20)):
+            part = regular[key]
+            assert np.array_equal(np.asarray(part), array[key])
+            probes = np.concatenate([array[key][:50], rng.uniform(-5, array[-1] + 5, 200), [-np.inf, np.inf]])
+            for side in ("left", "right"):
+                assert np.array_equal(part.searchsorted(probes, side), np.searchsorted(array[key], probes, side))
+    layout = TileLayout((1000,), (64,), (8,))
+    a, b = SamplePlan(layout, [pixel_grid(1000)]), SamplePlan(layout, [pixel_centres(1000)])
+    tiles = a.active_tiles()
+    assert np.array_equal(tiles, b.active_tiles())
+    for x, y in zip(a.gather(tiles), b.gather(tiles)):
+        assert torch.equal(x, y)
