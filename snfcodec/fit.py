@@ -170,17 +170,23 @@ class Problem:
             out.extend((g, g + 1, s0, s1, ta, tb) for g in range(G))
         return out
 
-    def _window(self, model: BatchedSiren, tensors, window) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _fields(self, window) -> slice:
+        """The window's fields in the model: its signals' tiles [ta, tb), contiguous."""
+        g0, g1, _, _, ta, tb = window
+        T = len(self.tile_ids) // self.signals
+        return slice(g0 * T + ta, (g1 - 1) * T + tb)
+
+    def _window(self, model: BatchedSiren, own, window) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Blended output of a streamed window, (C, k, e) for its k signals over samples [s0, s0 + e) with
         e = s1 - s0 plus the next sample (the gradient term's last pair), and (objective, MSE) of its own
-        samples, each (k,): summed over the windows, exactly the full problem's."""
+        samples, each (k,): summed over the windows, exactly the full problem's. ``own``: the tensors of the
+        window's fields (:meth:`_fields`)."""
         g0, g1, s0, s1, ta, tb = window
-        (N,), T, k = self.shape, len(self.tile_ids) // self.signals, g1 - g0
+        (N,), k = self.shape, g1 - g0
         end = min(s1 + 1, N)
         e = end - s0
         coords, weights, flat = self._plan.gather(np.arange(ta, tb), torch.float32)  # (n, P, 1), (n, P, 1), (n, P)
         device = self._rows.device
-        own = [t[g0 * T + ta:(g1 - 1) * T + tb] for t in tensors]
         values = model.columns(coords.transpose(1, 2).repeat(k, 1, 1).to(device), None, own)  # (k·n, C, P)
         values = values * weights.transpose(1, 2).repeat(k, 1, 1).to(device)
         index = flat - s0
@@ -198,22 +204,30 @@ class Problem:
         return out, loss, mse
 
     def _stream(self, model: BatchedSiren, tensors, backward: bool = False, out: torch.Tensor | None = None):
-        """(objective, MSE), each (G,), of a streamed problem, window by window; with ``backward`` each window's
-        objective is back-propagated into ``tensors`` as it is computed; ``out`` (C, G, N) receives the output."""
+        """(objective, MSE), each (G,), of a streamed problem, window by window, and with ``backward`` the
+        objective's gradient with respect to each of ``tensors`` (else None). Each window's fields enter as
+        leaves of their own, so that its backward costs the window, not the model (a slice of the whole tensor
+        would give every window a model-sized gradient: quadratic in the duration). ``out`` (C, G, N) receives
+        the output."""
         tensors = list(model.tensors()) if tensors is None else tensors
         losses = torch.zeros(self.signals, device=self._rows.device)
         mses = torch.zeros_like(losses)
+        grads = [torch.zeros_like(t) for t in tensors] if backward else None
         for window in self.windows(model.config.width):
             g0, g1, s0, s1 = window[:4]
+            fields = self._fields(window)
+            own = [t[fields].detach().requires_grad_(backward) for t in tensors]
             with torch.set_grad_enabled(backward):
-                values, loss, mse = self._window(model, tensors, window)
+                values, loss, mse = self._window(model, own, window)
                 if backward:
                     loss.sum().backward()
+                    for g, o in zip(grads, own):
+                        g[fields] += o.grad
             losses[g0:g1] += loss.detach()
             mses[g0:g1] += mse.detach()
             if out is not None:
                 out[:, g0:g1, s0:s1] = values[:, :, :s1 - s0].detach()
-        return losses, mses
+        return losses, mses, grads
 
     def _chunk(self, model: BatchedSiren, tensors, a: int, b: int) -> torch.Tensor:
         """Blend-weighted output of fields [a, b), channels first: (C, (b - a) · P), points in ``flat[a:b]`` order."""
@@ -294,7 +308,7 @@ class Problem:
     def objective(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
         """(what the optimiser minimises, the MSE), each (G,): the MSE plus the weighted gradient term."""
         if self.streamed:
-            return self._stream(model, tensors)
+            return self._stream(model, tensors)[:2]
         return self._losses(self._render(model, tensors))
 
     def backward(self, model: BatchedSiren, tensors=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -312,15 +326,14 @@ class Problem:
             loss.sum().backward()
             return loss.detach(), mse.detach()
         tensors = list(model.tensors()) if tensors is None else tensors
+        if self.streamed:
+            loss, mse, grads = self._stream(model, tensors, backward=True)
+            for t in tensors:  # tensor by tensor, so that one gradient is held twice at a time
+                torch.autograd.backward(t, grads.pop(0))
+            return loss, mse
         # Chunks see detached copies, so each chunk's graph ends at them and is freed as its backward runs;
         # their gradients go through what produced ``tensors`` (e.g. fake quantization) once, at the end.
         leaves = [t.detach().requires_grad_(True) for t in tensors]
-        if self.streamed:
-            loss, mse = self._stream(model, leaves, backward=True)
-            for t, leaf in zip(tensors, leaves):  # tensor by tensor, so that one gradient is held twice at a time
-                torch.autograd.backward(t, leaf.grad)
-                leaf.grad = None
-            return loss, mse
         with torch.no_grad():
             loss, mse, upstream = self._loss_gradient(self._render(model, leaves))
         for a, b in chunks:
