@@ -293,12 +293,15 @@ def check_psnr(data: bytes, original: np.ndarray) -> float:
     if header.kind == container.KIND_IMAGE:
         axes, convert, dtype, peak = image_axes(header), to_uint8, np.int64, 255.0
     else:
-        axes, convert, dtype, peak = [audio_axis(header)], lambda v: v.astype(np.float32), np.float64, 2.0
+        axes, convert, dtype, peak = [audio_axis(header)], to_float32, np.float64, 2.0
     if tuple(len(a) for a in axes) + (header.channels,) != original.shape:
         raise ValueError(f"shapes differ: the file's {[len(a) for a in axes]} and {original.shape}")
     total = sum(_squared_error(convert(part), original[r:r + len(part)], dtype)
                 for r, part in _bands(header, tensors, axes))
-    mse = float(total) / original.size
+    return _psnr(float(total) / original.size, peak)
+
+
+def _psnr(mse: float, peak: float) -> float:
     return float("inf") if mse == 0 else 10.0 * math.log10(peak ** 2 / mse)
 
 
@@ -326,8 +329,7 @@ def _squared_error(a: np.ndarray, b: np.ndarray, dtype) -> int | float:
 
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB over all samples of two uint8 arrays (peak 255); the squared error summed exactly in integers."""
-    mse = int(_squared_error(a, b, np.int64)) / a.size
-    return float("inf") if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
+    return _psnr(int(_squared_error(a, b, np.int64)) / a.size, 255.0)
 
 
 def _positive(name: str, value, default: float) -> float:
@@ -504,8 +506,7 @@ def _sample_image(header, tensors, scale, size, crop, max_samples) -> np.ndarray
 
 def psnr_float(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of float signals in [-1, 1] (peak-to-peak 2)."""
-    mse = float(_squared_error(a, b, np.float64)) / a.size
-    return float("inf") if mse == 0 else 10.0 * math.log10(4.0 / mse)
+    return _psnr(float(_squared_error(a, b, np.float64)) / a.size, 2.0)
 
 
 def prepare_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions) -> Prepared:
@@ -557,7 +558,12 @@ def decode_audio(data: bytes, sample_rate: int | None = None,
 
 def _sample_audio(header, tensors, sample_rate, max_samples) -> np.ndarray:
     axis = audio_axis(header, sample_rate)
-    return sample_field(header, tensors, [axis], lambda v: v.astype(np.float32), np.float32, max_samples)
+    return sample_field(header, tensors, [axis], to_float32, np.float32, max_samples)
+
+
+def to_float32(values: np.ndarray) -> np.ndarray:
+    """Decoded audio values as float32 samples."""
+    return values.astype(np.float32)
 
 
 # ---- either ----------------------------------------------------------------------------------------------

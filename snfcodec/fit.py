@@ -110,7 +110,6 @@ class Problem:
                              for d, k in ((0, ky), (1, kx))]
             else:
                 self.coords = coords.transpose(1, 2).contiguous().repeat(G, 1, 1).to(device)
-            del coords
         # One tile covering the grid (weight 1, points in order): the blended output is the field's output.
         self.one_tile = not self.streamed and per_signal == 1 and \
             bool(torch.equal(self.flat[:1].reshape(-1).cpu(), torch.arange(N))) and bool(torch.all(self.weights == 1))
