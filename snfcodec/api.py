@@ -59,8 +59,8 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
     bpp (images, default 2.0) / kbps (audio, default 64): target rate of the whole file, which lands at or
     just under it. psnr: stop fitting once the unquantized field reaches it. effort/steps: the step budget.
     alpha: weight scaling ("auto", a number for the first and hidden layers, or a pair); 1.0 is plain SIREN.
-    tile (images): side of the square tiles in pixels, one field each (default 64; the image's size or more
-    gives one field for the whole image).
+    tile (images): side of the square tiles in pixels, one field each (default: 64, or 128 where 64×64 tiles
+    would leave fields narrower than 10 at this rate; the image's size or more gives one field for the whole image).
     With ``output`` the bytes are also written there (atomically).
     """
     if output is not None:

@@ -99,7 +99,8 @@ def main():
               help="Weight-scaling factor; 1 is plain SIREN.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate [default: auto].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initialisation.")
-@click.option("--tile", type=int, help="Images: tile side in pixels, one field per tile [default: 64].")
+@click.option("--tile", type=int, help="Images: tile side in pixels, one field per tile "
+              "[default: 64, or 128 at low rates].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--skip-existing", is_flag=True, help="Leave inputs whose output exists (resume a run).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",

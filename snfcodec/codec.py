@@ -50,7 +50,7 @@ class EncodeOptions:
     alpha: str | float | tuple[float, float] = "auto"  # weight scaling: "auto", α, or (α_first, α_hidden)
     lr: float | None = None  # Adam learning rate; None: the preset's choice for the resolved α
     seed: int = 0
-    tile: int | None = None  # images: tile side in pixels (one field per tile); None: presets.IMAGE_TILE
+    tile: int | None = None  # images: tile side in pixels (one field per tile); None: presets.IMAGE_TILES rule
     device: str = "auto"  # auto | cpu | cuda
     max_seconds: float | None = None  # wall-time budget for fitting
     progress: bool = False
@@ -340,12 +340,14 @@ def _positive(name: str, value, default: float) -> float:
 
 
 def _architecture(budget_bytes: int, dims: int, arch_for: Callable[[int], presets.Architecture | None],
-                  what: str, unit: Callable[[int], str]) -> presets.Architecture:
-    """The preset architecture for a byte budget, or an error that says which rate would work."""
+                  what: str, unit: Callable[[int], str],
+                  fewest: Callable[[], presets.Architecture] | None = None) -> presets.Architecture:
+    """The preset architecture for a byte budget, or an error that says which rate would work (``fewest``: the
+    candidate with the fewest fields, whose narrowest network sets that rate; default ``arch_for`` unlimited)."""
     overhead = container.header_size(dims, presets.SINE_LAYERS)
     arch = arch_for(int((budget_bytes - overhead) * 8 / presets.BITS_PER_PARAM))
     if arch is None:
-        smallest = arch_for(1 << 40)
+        smallest = fewest() if fewest is not None else arch_for(1 << 40)
         need = overhead + smallest.tiling.num_tiles * presets.min_field_bytes(dims, smallest.field.out_dim)
         raise SnfInputError(f"the rate is too low for {what} ({budget_bytes} bytes); ask for at least "
                             f"{unit(need)}")
@@ -373,12 +375,12 @@ MIN_TILE = 8
 
 def image_architecture(H: int, W: int, C: int, bpp: float, tile: int | None = None) -> presets.Architecture:
     """The network and tiling the encoder uses for an H×W×C image at ``bpp`` (``tile``: see EncodeOptions)."""
-    if tile is None:
-        tile = presets.IMAGE_TILE
-    elif not (isinstance(tile, (int, np.integer)) and tile >= MIN_TILE):
+    if tile is not None and not (isinstance(tile, (int, np.integer)) and tile >= MIN_TILE):
         raise SnfInputError(f"tile must be a whole number of pixels, at least {MIN_TILE}, got {tile!r}")
-    return _architecture(_image_budget(H, W, bpp), 2, lambda p: presets.image_architecture(H, W, C, p, int(tile)),
-                         f"a {W}x{H} image", lambda b: f"{8 * b / (H * W):.3g} bpp")
+    tiles = presets.IMAGE_TILES if tile is None else (int(tile),)
+    return _architecture(_image_budget(H, W, bpp), 2, lambda p: presets.image_architecture(H, W, C, p, tiles),
+                         f"a {W}x{H} image", lambda b: f"{8 * b / (H * W):.3g} bpp",
+                         lambda: presets.image_architecture(H, W, C, 1 << 40, tiles[-1:]))
 
 
 @dataclass

@@ -32,7 +32,12 @@ NARROW_IMAGE_STEPS = {"fast": 600, "default": 1400, "slow": 3000}
 NARROW_IMAGE_LR = 5e-3
 NARROW_IMAGE_STRIDE = 2
 SINE_LAYERS = 3
-IMAGE_TILE = 64
+# Tile sides the image presets choose from, smallest first: the first whose field is at least MIN_IMAGE_WIDTH wide
+# (768×512 at 0.25 bpp: 64 → width 6, 128 → width 15; at 0.5 bpp 64 → width 10). Measured on five 768×512 photos
+# (docs/design.md): at 0.25 bpp 128-pixel tiles gained 0.49 dB on average (+0.67 to +0.89 on four, −0.62 on one);
+# at 0.5 bpp they were even (−0.07 dB mean, −1.14 to +0.37), so 64 stays from width 10 up.
+IMAGE_TILES = (64, 128)
+MIN_IMAGE_WIDTH = 10
 IMAGE_MARGIN = 4
 IMAGE_OMEGA0 = 30.0
 MIN_WIDTH = 4
@@ -62,11 +67,23 @@ def _widest(tiling: TileLayout, in_dim: int, out_dim: int, budget_params: int, s
 
 
 def image_architecture(height: int, width: int, channels: int, budget_params: int,
-                       tile: int = IMAGE_TILE) -> Architecture | None:
-    """Square tiles of ``tile`` pixels (capped at the image's long side), widest net within the budget.
+                       tiles: tuple[int, ...] = IMAGE_TILES) -> Architecture | None:
+    """Square tiles, widest net within the budget: the first of ``tiles`` (sides in pixels, capped at the
+    image's long side) whose field is at least MIN_IMAGE_WIDTH wide, else the last one that fits at all.
 
-    Returns None when not even the narrowest network fits the budget.
+    Returns None when not even the narrowest network fits the budget with any of them.
     """
+    chosen = None
+    for tile in tiles:
+        arch = _tiled_image(height, width, channels, budget_params, tile)
+        if arch is not None:
+            chosen = arch
+            if arch.field.width >= MIN_IMAGE_WIDTH:
+                break
+    return chosen
+
+
+def _tiled_image(height: int, width: int, channels: int, budget_params: int, tile: int) -> Architecture | None:
     tile = min(tile, max(height, width))
     tiling = TileLayout((height, width), (tile, tile), (min(IMAGE_MARGIN, tile // 2),) * 2)
     n = _widest(tiling, 2, channels, budget_params, SINE_LAYERS)

@@ -116,6 +116,25 @@ def test_tile_option_sets_the_tiling_and_rejects_nonsense(photo32):
         snfcodec.encode(np.zeros((1000, 1), np.float32), sample_rate=8000, steps=5, tile=16)
 
 
+def test_default_tiles_grow_where_64_pixel_tiles_would_leave_too_narrow_fields():
+    from snfcodec import presets
+    from snfcodec.codec import image_architecture
+
+    low, high = image_architecture(512, 768, 3, 0.25), image_architecture(512, 768, 3, 0.5)
+    assert low.tiling.tile == (128, 128) and low.field.width >= presets.MIN_IMAGE_WIDTH
+    assert image_architecture(512, 768, 3, 0.25, tile=64).field.width < presets.MIN_IMAGE_WIDTH
+    assert high.tiling.tile == (64, 64) and high.field.width >= presets.MIN_IMAGE_WIDTH
+    # A rate too low for any field on 64-pixel tiles still encodes on bigger ones, and the error below the
+    # lowest workable rate names a rate that works.
+    with pytest.raises(SnfInputError, match="rate is too low"):
+        image_architecture(512, 768, 3, 0.1, tile=64)
+    assert image_architecture(512, 768, 3, 0.1).tiling.tile == (128, 128)
+    with pytest.raises(SnfInputError, match=r"at least ([0-9.]+) bpp") as info:
+        image_architecture(512, 768, 3, 0.01)
+    hint = float(info.value.args[0].rsplit("at least ", 1)[1].split()[0])
+    assert image_architecture(512, 768, 3, hint * 1.01).field.width >= presets.MIN_WIDTH
+
+
 def test_narrow_image_fields_get_sub_grid_steps_at_a_higher_rate():
     from snfcodec import presets
 
