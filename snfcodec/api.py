@@ -86,7 +86,7 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
 
 
 def encode_many(sources: Iterable[PathLike], out_dir: PathLike | None = None, *, skip_existing: bool = False,
-                cluster: str | None = None, **options) -> Iterator[BatchResult]:
+                cluster: str | None = None, jobs: int = 1, **options) -> Iterator[BatchResult]:
     """Encode many images or sounds; yields one :class:`~snfcodec.batch.BatchResult` per input as it completes.
 
     sources: files and folders (walked; media files by extension). With ``out_dir`` each input's ``.snf`` is
@@ -94,11 +94,15 @@ def encode_many(sources: Iterable[PathLike], out_dir: PathLike | None = None, *,
     ``result.data``. Inputs of the same kind, size, channels and rate are fitted together as one batched model,
     with every per-file rule of :func:`encode` (rate control exact per file). skip_existing: leave inputs whose
     output exists (resumes an interrupted run). cluster: None (this process), "local" (a Ray cluster on this
-    machine) or a Ray address; needs ``pip install "snfcodec[cluster]"``. options: as for :func:`encode`
-    (bpp, kbps, psnr, effort, steps, alpha, lr, seed, tile, device, max_seconds). A bad input gives a result
-    with ``status == "error"`` and a one-line ``error``; the others go on.
+    machine) or a Ray address; needs ``pip install "snfcodec[cluster]"``. jobs: without a cluster, worker
+    processes on this machine that fit groups side by side, one thread each (1: this process; 0: one per CPU
+    core; they are spawned, so a script calling this needs the ``if __name__ == "__main__":`` guard).
+    options: as for :func:`encode` (bpp, kbps, psnr, effort, steps, alpha, lr, seed, tile, device,
+    max_seconds). A bad input gives a result with ``status == "error"`` and a one-line ``error``; the others
+    go on.
     """
-    return batch.encode_many(sources, out_dir, skip_existing=skip_existing, cluster=cluster, **options)
+    return batch.encode_many(sources, out_dir, skip_existing=skip_existing, cluster=cluster, jobs=jobs,
+                              **options)
 
 
 def decode(source: PathLike | bytes, *, scale: float | None = None, size: tuple[int, int] | None = None,

@@ -105,11 +105,13 @@ def main():
 @click.option("--skip-existing", is_flag=True, help="Leave inputs whose output exists (resume a run).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",
               help="Several inputs: run the groups on a Ray cluster (a local one without ADDRESS).")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Several inputs: worker processes on this machine, one thread each (0: one per CPU core).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file with the results.")
 @_fail_cleanly
 def encode(inputs, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, lr, seed, tile, device,
-           skip_existing, ray_address, quiet, as_json):
+           skip_existing, ray_address, jobs, quiet, as_json):
     """Encode images or sounds into .snf files.
 
     One INPUT file and -o OUT.snf encodes one file. Several INPUTS, or folders (walked for images and sounds),
@@ -119,11 +121,12 @@ def encode(inputs, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, l
                    tile=tile, device=device, max_seconds=max_seconds)
     many = len(inputs) > 1 or os.path.isdir(inputs[0]) or os.path.isdir(output) or output.endswith(("/", os.sep))
     if not many:
-        if ray_address is not None:
-            raise click.UsageError("--ray runs several inputs; give an output folder, e.g. -o out/")
+        if ray_address is not None or jobs != 1:
+            raise click.UsageError(f"{'--ray' if ray_address is not None else '--jobs'} runs several inputs; "
+                                   "give an output folder, e.g. -o out/")
         _encode_one(inputs[0], output, options, skip_existing, quiet, as_json)
     else:
-        _encode_many(inputs, output, options, skip_existing, ray_address, quiet, as_json)
+        _encode_many(inputs, output, options, skip_existing, ray_address, jobs, quiet, as_json)
 
 
 def _rate_text(result) -> str:
@@ -146,14 +149,15 @@ def _encode_one(input, output, options, skip_existing, quiet, as_json):
         click.echo(f"{output}: {_rate_text(result)}")
 
 
-def _encode_many(inputs, out_dir, options, skip_existing, ray_address, quiet, as_json):
+def _encode_many(inputs, out_dir, options, skip_existing, ray_address, jobs, quiet, as_json):
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise SnfInputError(f"{out_dir}: not a folder; with several inputs -o names the output folder")
     start = time.perf_counter()
-    jobs, refused = batch.plan(inputs, out_dir)
-    results = itertools.chain(refused, batch.run(jobs, codec.EncodeOptions(**options), skip_existing, ray_address))
+    planned, refused = batch.plan(inputs, out_dir)
+    results = itertools.chain(refused, batch.run(planned, codec.EncodeOptions(**options), skip_existing,
+                                                    ray_address, jobs))
     counts = {"ok": 0, "skipped": 0, "error": 0}
-    with tqdm(total=len(jobs) + len(refused), unit="file", desc="encode", dynamic_ncols=True,
+    with tqdm(total=len(planned) + len(refused), unit="file", desc="encode", dynamic_ncols=True,
               disable=quiet or as_json or not sys.stderr.isatty()) as bar:
         for r in results:
             counts[r.status] += 1

@@ -83,6 +83,29 @@ def test_groups_are_cut_to_the_work_bound(monkeypatch, photo32):
     assert batch.groups(items) == [[0, 1], [2, 3], [4], [5]]
     monkeypatch.setattr(batch, "GROUP_WORK", 1 << 30)
     assert batch.groups(items, parts=2) == [[0, 1, 2], [3, 4], [5]]  # one piece per worker where possible
+    monkeypatch.setattr(batch, "GROUP_WORK", 3 * 256 * width)  # at most three per group
+    # Balanced for two workers: six groups of 3, 3, 3, 2, 2, 2 rather than five of three.
+    assert batch.groups(items[:5] * 3, parts=2) == [[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10], [11, 12], [13, 14]]
+
+
+def test_worker_processes_write_the_files_an_in_process_batch_writes(collection, tmp_path):
+    images = [collection / "p0.png", collection / "p1.png", collection / "sub" / "p2.png", collection / "tall.png"]
+    here = {r.source: r for r in snfcodec.encode_many(images, tmp_path / "here", **FAST)}
+    pool = {r.source: r for r in snfcodec.encode_many(images, tmp_path / "pool", jobs=2, **FAST)}
+    assert set(pool) == set(here) and all(r.status == "ok" for r in pool.values())
+    for source, r in pool.items():
+        assert open(r.output, "rb").read() == r.result.data
+        # One thread instead of several: the same fit up to float round-off.
+        assert abs(r.result.psnr - here[source].result.psnr) < 0.05 and r.result.bpp <= FAST["bpp"]
+
+
+@pytest.mark.parametrize("jobs, cluster, message", [(-1, None, "whole number"), (1.5, None, "whole number"),
+                                                    (2, "local", "Ray cluster")])
+def test_bad_jobs_are_clear_errors(photo32, tmp_path, jobs, cluster, message):
+    path = tmp_path / "p.png"
+    Image.fromarray(photo32).save(path)
+    with pytest.raises(snfcodec.SnfInputError, match=message):
+        list(snfcodec.encode_many([path], jobs=jobs, cluster=cluster, **FAST))
 
 
 def test_an_interrupted_run_resumes_with_skip_existing_and_writes_every_file_once(collection, tmp_path):

@@ -159,6 +159,7 @@ def test_encode_many_files_into_a_folder(tmp_path, photo32):
     assert r.exit_code == 0 and r.output.count("exists, skipped") == 2, r.output
 
 
-def test_ray_needs_an_output_folder(tmp_path, photo_file):
-    r = _run("encode", photo_file, "-o", tmp_path / "one.snf", "--ray")
-    assert r.exit_code == 2 and "output folder" in r.output
+@pytest.mark.parametrize("flag", [["--ray"], ["--jobs", "2"]])
+def test_ray_and_jobs_need_an_output_folder(tmp_path, photo_file, flag):
+    r = _run("encode", photo_file, "-o", tmp_path / "one.snf", *flag)
+    assert r.exit_code == 2 and "output folder" in r.output and flag[0] in r.output

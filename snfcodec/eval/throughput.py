@@ -1,14 +1,15 @@
 """Files per second: one batched ``encode_many`` against one ``encode`` call per file, same files, same process.
 
     python -m snfcodec.eval.throughput PHOTO_DIR --out DIR [--size 32] [--count 1000] [--bpp 2] [--single 100]
-                                       [--ray] [--device cpu|cuda]
+                                       [--jobs N] [--ray] [--device cpu|cuda]
 
 Cuts ``--count`` crops of ``--size``² pixels at seeded random places from the photos in PHOTO_DIR and writes
 them as PNG files (so both paths read files, as a user's would). Then:
 
 - one by one: ``snfcodec.encode(path, out)`` for the first ``--single`` crops (a sample when --count is large:
   one-by-one cost per file does not depend on how many there are);
-- batched: ``snfcodec.encode_many(all crops, out_dir)``;
+- batched: ``snfcodec.encode_many(all crops, out_dir, jobs=N)`` (``--jobs``: worker processes, one thread each;
+  1 runs the batch in this process);
 - with ``--ray``: the same on a local Ray cluster, and a run stopped half-way then resumed with
   ``skip_existing``, counting that every file ends up written exactly once.
 
@@ -60,8 +61,8 @@ def _batched(paths, out_dir, options, **kw) -> tuple[dict, float]:
     return {s: r.result.psnr for s, r in results.items()}, seconds
 
 
-def run(paths: list[str], out: str, options: dict, single: int, ray: bool) -> dict:
-    report = {"files": len(paths), "options": options}
+def run(paths: list[str], out: str, options: dict, single: int, ray: bool, jobs: int = 1) -> dict:
+    report = {"files": len(paths), "options": options, "jobs": jobs}
     alone_dir = os.path.join(out, "one_by_one")
     os.makedirs(alone_dir, exist_ok=True)
     start = time.perf_counter()
@@ -70,7 +71,7 @@ def run(paths: list[str], out: str, options: dict, single: int, ray: bool) -> di
     t_alone = time.perf_counter() - start
     report["one_by_one"] = {"files": len(alone), "seconds": t_alone, "files_per_second": len(alone) / t_alone}
 
-    batched, t_batch = _batched(paths, os.path.join(out, "batched"), options)
+    batched, t_batch = _batched(paths, os.path.join(out, "batched"), options, jobs=jobs)
     report["batched"] = {"files": len(paths), "seconds": t_batch, "files_per_second": len(paths) / t_batch}
     report["speedup"] = report["batched"]["files_per_second"] / report["one_by_one"]["files_per_second"]
     sample = list(alone)
@@ -114,12 +115,14 @@ def run(paths: list[str], out: str, options: dict, single: int, ray: bool) -> di
 @click.option("--effort", type=click.Choice(["fast", "default", "slow"]), default="default", show_default=True)
 @click.option("--single", type=click.IntRange(min=1), default=100, show_default=True,
               help="How many of the files to encode one by one.")
+@click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Worker processes of the batched path (0: one per CPU core).")
 @click.option("--ray", is_flag=True, help="Also run on a local Ray cluster, and a stopped-and-resumed Ray run.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
-def main(photo_dir, out, size, count, bpp, effort, single, ray, device):
+def main(photo_dir, out, size, count, bpp, effort, single, jobs, ray, device):
     """Batched encoding against one encode per file."""
     paths = make_crops(photo_dir, os.path.join(out, f"crops_{size}"), size, count)
-    report = run(paths, out, {"bpp": bpp, "effort": effort, "device": device}, min(single, count), ray)
+    report = run(paths, out, {"bpp": bpp, "effort": effort, "device": device}, min(single, count), ray, jobs)
     report.update(size=size)
     with open(os.path.join(out, "throughput.json"), "w") as f:
         json.dump(report, f, indent=2)
@@ -127,7 +130,7 @@ def main(photo_dir, out, size, count, bpp, effort, single, ray, device):
     click.echo(f"{count} crops of {size}x{size} at {bpp} bpp, effort {effort}, device {device}")
     click.echo(f"one by one: {a['files']} files in {a['seconds']:.1f} s = {a['files_per_second']:.3f} files/s, "
                f"mean PSNR {report['mean_psnr_one_by_one']:.3f} dB")
-    click.echo(f"batched:    {b['files']} files in {b['seconds']:.1f} s = {b['files_per_second']:.3f} files/s, "
+    click.echo(f"batched ({jobs} job{'s' if jobs != 1 else ''}): {b['files']} files in {b['seconds']:.1f} s = {b['files_per_second']:.3f} files/s, "
                f"mean PSNR {report['mean_psnr_batched_same_files']:.3f} dB on the same {a['files']} files "
                f"({report['mean_psnr_batched_all']:.3f} on all)")
     click.echo(f"speed-up:   {report['speedup']:.1f}x")
