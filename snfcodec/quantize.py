@@ -23,14 +23,18 @@ MAX_SYMBOL = 32767
 
 
 def sensitivities(loss: Callable[[list[torch.Tensor]], np.ndarray], tensors: list[torch.Tensor],
-                  generators: list[torch.Generator], trials: int = 2) -> list[np.ndarray]:
+                  generators: list[torch.Generator], trials: int = 1) -> list[np.ndarray]:
     """g_i: increase of ``loss`` per unit variance of uniform noise added to every element of tensor i.
 
     The tensors hold G signals' fields along their first axis (one ``generators`` entry per signal, which
     draws that signal's noise); ``loss`` returns the (G,) loss of each signal, so one probe measures all of
     them. Returns, per tensor, a (G,) array. Two passes: a probe with noise at 1 % of the tensor's RMS, then a
     measurement with noise sized to raise the loss by about 10 %, well above float32 round-off yet still in the
-    locally quadratic regime.
+    locally quadratic regime (never above ten times the RMS). Each trial is an antithetic pair, the loss at
+    ``+noise`` and at ``-noise``: the fitted state is not an exact minimum (the best state of a noisy descent),
+    and one-sided noise lets the first-order term swamp the curvature: on a 32×32 photo it measured a hidden
+    layer as insensitive (g ≈ 1e-9), whose weights were then all quantized to zero (26.9 dB fitted, 16.2 dB
+    decoded). The pair's mean cancels that term exactly.
     """
     G = len(generators)
     base = loss(tensors)
@@ -38,18 +42,22 @@ def sensitivities(loss: Callable[[list[torch.Tensor]], np.ndarray], tensors: lis
     for i, t in enumerate(tensors):
         parts = t.detach().reshape(G, -1)
         rms = parts.pow(2).mean(dim=1).sqrt().cpu().numpy().astype(np.float64)
-        sigma = 0.01 * np.where(rms > 0, rms, 1e-3)
+        rms = np.where(rms > 0, rms, 1e-3)
+        sigma = 0.01 * rms
         g = np.zeros(G)
         for _ in range(2):
             rises = []
             for _ in range(trials):
                 noise = torch.stack([(torch.rand(parts.shape[1], generator=gen, dtype=t.dtype) * 2 - 1)
-                                     * float(s * math.sqrt(3)) for gen, s in zip(generators, sigma)])
-                noisy = list(tensors)
-                noisy[i] = (parts + noise.to(t.device)).reshape(t.shape)
-                rises.append(loss(noisy) - base)
+                                     * float(s * math.sqrt(3)) for gen, s in zip(generators, sigma)]).to(t.device)
+                pair = []
+                for sign in (1, -1):
+                    noisy = list(tensors)
+                    noisy[i] = (parts + sign * noise).reshape(t.shape)
+                    pair.append(loss(noisy))
+                rises.append(0.5 * (pair[0] + pair[1]) - base)
             g = np.maximum(np.mean(rises, axis=0) / sigma**2, 1e-12)
-            sigma = np.sqrt(0.1 * np.maximum(base, 1e-12) / g)
+            sigma = np.minimum(np.sqrt(0.1 * np.maximum(base, 1e-12) / g), 10 * rms)
         out.append(g)
     return out
 
