@@ -345,13 +345,13 @@ def _positive(name: str, value, default: float) -> float:
 
 def _architecture(budget_bytes: int, dims: int, arch_for: Callable[[int], presets.Architecture | None],
                   what: str, unit: Callable[[int], str],
-                  fewest: Callable[[], presets.Architecture] | None = None) -> presets.Architecture:
+                  fewest: Callable[[], presets.Architecture]) -> presets.Architecture:
     """The preset architecture for a byte budget, or an error that says which rate would work (``fewest``: the
-    candidate with the fewest fields, whose narrowest network sets that rate; default ``arch_for`` unlimited)."""
+    candidate with the fewest fields, whose narrowest network sets that rate)."""
     overhead = container.header_size(dims, presets.SINE_LAYERS)
     arch = arch_for(int((budget_bytes - overhead) * 8 / presets.BITS_PER_PARAM))
     if arch is None:
-        smallest = fewest() if fewest is not None else arch_for(1 << 40)
+        smallest = fewest()
         need = overhead + smallest.tiling.num_tiles * presets.min_field_bytes(dims, smallest.field.out_dim)
         raise SnfInputError(f"the rate is too low for {what} ({budget_bytes} bytes); ask for at least "
                             f"{unit(need)}")
@@ -528,8 +528,10 @@ def prepare_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions)
     kbps = _positive("kbps", options.kbps, DEFAULT_KBPS)
     duration = N / sample_rate
     budget_bytes = int(kbps * 1000 * duration / 8)
+    one_field = FieldConfig(1, C, presets.MIN_WIDTH, presets.SINE_LAYERS).params_per_field()
     arch = _architecture(budget_bytes, 1, lambda p: presets.audio_architecture(N, C, p),
-                         f"{duration:.3g} s of audio", lambda b: f"{8 * b / duration / 1000:.3g} kbps")
+                         f"{duration:.3g} s of audio", lambda b: f"{8 * b / duration / 1000:.3g} kbps",
+                         lambda: presets.audio_architecture(N, C, one_field))  # one segment: the fewest fields
     rate = int(sample_rate)
     return Prepared(arch, torch.from_numpy(samples), samples, container.KIND_AUDIO, 0, rate, budget_bytes)
 

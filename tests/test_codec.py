@@ -135,6 +135,17 @@ def test_default_tiles_grow_where_64_pixel_tiles_would_leave_too_narrow_fields()
     assert image_architecture(512, 768, 3, hint * 1.01).field.width >= presets.MIN_WIDTH
 
 
+def test_audio_rate_too_low_names_the_lowest_rate_that_works():
+    from snfcodec.codec import EncodeOptions, prepare_audio
+
+    sound = np.zeros((8000, 1), np.float32)
+    with pytest.raises(SnfInputError, match=r"at least ([0-9.]+) kbps") as info:
+        prepare_audio(sound, 8000, EncodeOptions(kbps=0.01))
+    hint = float(info.value.args[0].rsplit("at least ", 1)[1].split()[0])
+    # The lowest rate is one field over the whole recording, not the shortest segments' many fields.
+    assert prepare_audio(sound, 8000, EncodeOptions(kbps=hint * 1.01)).arch.tiling.num_tiles == 1
+
+
 def test_narrow_image_fields_get_sub_grid_steps_at_a_higher_rate():
     from snfcodec import presets
 
