@@ -345,14 +345,18 @@ def _positive(name: str, value, default: float) -> float:
 
 def _architecture(budget_bytes: int, dims: int, arch_for: Callable[[int], presets.Architecture | None],
                   what: str, unit: Callable[[int], str],
-                  fewest: Callable[[], presets.Architecture]) -> presets.Architecture:
+                  fewest: Callable[[], presets.Architecture],
+                  bits_per_param: float | None = None) -> presets.Architecture:
     """The preset architecture for a byte budget, or an error that says which rate would work (``fewest``: the
-    candidate with the fewest fields, whose narrowest network sets that rate)."""
+    candidate with the fewest fields, whose narrowest network sets that rate; ``bits_per_param``: the expected
+    cost of a parameter, default presets.BITS_PER_PARAM)."""
+    bits_per_param = bits_per_param or presets.BITS_PER_PARAM
     overhead = container.header_size(dims, presets.SINE_LAYERS)
-    arch = arch_for(int((budget_bytes - overhead) * 8 / presets.BITS_PER_PARAM))
+    arch = arch_for(int((budget_bytes - overhead) * 8 / bits_per_param))
     if arch is None:
         smallest = fewest()
-        need = overhead + smallest.tiling.num_tiles * presets.min_field_bytes(dims, smallest.field.out_dim)
+        need = overhead + smallest.tiling.num_tiles * presets.min_field_bytes(dims, smallest.field.out_dim,
+                                                                              bits_per_param)
         raise SnfInputError(f"the rate is too low for {what} ({budget_bytes} bytes); ask for at least "
                             f"{unit(need)}")
     kind = container.KIND_IMAGE if dims == 2 else container.KIND_AUDIO
@@ -384,7 +388,8 @@ def image_architecture(H: int, W: int, C: int, bpp: float, tile: int | None = No
     tiles = presets.IMAGE_TILES if tile is None else (int(tile),)
     return _architecture(_image_budget(H, W, bpp), 2, lambda p: presets.image_architecture(H, W, C, p, tiles),
                          f"a {W}x{H} image", lambda b: f"{8 * b / (H * W):.3g} bpp",
-                         lambda: presets.image_architecture(H, W, C, 1 << 40, tiles[-1:]))
+                         lambda: presets.image_architecture(H, W, C, 1 << 40, tiles[-1:]),
+                         presets.image_bits_per_param(bpp))
 
 
 @dataclass

@@ -12,8 +12,13 @@ from dataclasses import dataclass
 from .field import FieldConfig
 from .grid import TileLayout
 
-# Expected cost of one parameter after quantization-aware fine-tuning and entropy coding.
+# Expected cost of one parameter after quantization-aware fine-tuning and entropy coding: the network is sized
+# with it, and the rate search then lands the file exactly, so it trades width against quantization noise.
+# Audio, and images at 2 bpp and above, use 6.5. Images below 2 bpp are sized for fewer bits (a wider field,
+# quantized more coarsely): 5.5 at 1 bpp and below, log-rate interpolation between. Measured on five 768×512
+# photos (docs/design.md): +0.08 to +0.43 dB at 0.25-1 bpp; at 2 bpp 5.5 lost 0.17 dB.
 BITS_PER_PARAM = 6.5
+IMAGE_BITS_PER_PARAM = ((1.0, 5.5), (2.0, 6.5))  # (bpp, bits per parameter) anchors; constant outside them
 # Step budgets by input dimension (1: audio, 2: images). Audio fits stall early (300 → 1000 steps gained
 # 0.1 dB on speech at 32 kb/s) and cost per step grows with the duration, so its budgets are lower.
 EFFORT_STEPS = {
@@ -112,9 +117,16 @@ def audio_architecture(samples: int, channels: int, budget_params: int) -> Archi
     return Architecture(FieldConfig(1, channels, n, SINE_LAYERS, AUDIO_OMEGA0), tiling)
 
 
-def min_field_bytes(in_dim: int, out_dim: int) -> int:
+def image_bits_per_param(bpp: float) -> float:
+    """Expected bits per parameter of an image field at ``bpp`` (see IMAGE_BITS_PER_PARAM)."""
+    (r0, b0), (r1, b1) = IMAGE_BITS_PER_PARAM
+    t = min(1.0, max(0.0, math.log(bpp / r0) / math.log(r1 / r0))) if bpp > 0 else 0.0
+    return b0 + t * (b1 - b0)
+
+
+def min_field_bytes(in_dim: int, out_dim: int, bits_per_param: float) -> int:
     """Expected size of the narrowest field the presets use (for error messages)."""
-    return math.ceil(FieldConfig(in_dim, out_dim, MIN_WIDTH, SINE_LAYERS).params_per_field() * BITS_PER_PARAM / 8)
+    return math.ceil(FieldConfig(in_dim, out_dim, MIN_WIDTH, SINE_LAYERS).params_per_field() * bits_per_param / 8)
 
 
 # First-layer weight scaling, measured per medium (docs/speed.md, docs/design.md). Audio segments hold many

@@ -127,12 +127,23 @@ def test_default_tiles_grow_where_64_pixel_tiles_would_leave_too_narrow_fields()
     # A rate too low for any field on 64-pixel tiles still encodes on bigger ones, and the error below the
     # lowest workable rate names a rate that works.
     with pytest.raises(SnfInputError, match="rate is too low"):
-        image_architecture(512, 768, 3, 0.1, tile=64)
-    assert image_architecture(512, 768, 3, 0.1).tiling.tile == (128, 128)
+        image_architecture(512, 768, 3, 0.08, tile=64)
+    assert image_architecture(512, 768, 3, 0.08).tiling.tile == (128, 128)
     with pytest.raises(SnfInputError, match=r"at least ([0-9.]+) bpp") as info:
         image_architecture(512, 768, 3, 0.01)
     hint = float(info.value.args[0].rsplit("at least ", 1)[1].split()[0])
     assert image_architecture(512, 768, 3, hint * 1.01).field.width >= presets.MIN_WIDTH
+
+
+def test_images_below_two_bpp_are_sized_for_fewer_bits_per_parameter():
+    from snfcodec import presets
+    from snfcodec.codec import image_architecture
+
+    bits = [presets.image_bits_per_param(r) for r in (0.25, 1.0, 1.41, 2.0, 4.0)]
+    assert bits[0] == bits[1] == 5.5 and bits[1] < bits[2] < bits[3] == bits[4] == presets.BITS_PER_PARAM
+    one = image_architecture(512, 768, 3, 1.0)
+    sized_for_default = presets.image_architecture(512, 768, 3, int(512 * 768 / 8 * 8 / presets.BITS_PER_PARAM))
+    assert one.tiling == sized_for_default.tiling and one.field.width > sized_for_default.field.width
 
 
 def test_audio_rate_too_low_names_the_lowest_rate_that_works():
