@@ -38,9 +38,10 @@ NARROW_IMAGE_LR = 5e-3
 NARROW_IMAGE_STRIDE = 2
 SINE_LAYERS = 3
 # Tile sides the image presets choose from, smallest first: the first whose field is at least MIN_IMAGE_WIDTH wide
-# (768×512 at 0.25 bpp: 64 → width 6, 128 → width 15; at 0.5 bpp 64 → width 10). Measured on five 768×512 photos
+# (768×512 at 0.25 bpp: 64 → width 7, 128 → width 17; at 0.5 bpp 64 → width 11). Measured on five 768×512 photos
 # (docs/design.md): at 0.25 bpp 128-pixel tiles gained 0.49 dB on average (+0.67 to +0.89 on four, −0.62 on one);
-# at 0.5 bpp they were even (−0.07 dB mean, −1.14 to +0.37), so 64 stays from width 10 up.
+# at 0.5 bpp they were even (−0.07 dB mean, −1.14 to +0.37), so 64 stays from width 10 up (measured with
+# 6.5 bits per parameter, widths 6 / 15 / 10 then).
 IMAGE_TILES = (64, 128)
 MIN_IMAGE_WIDTH = 10
 IMAGE_MARGIN = 4
