@@ -208,10 +208,11 @@ def _one_thread() -> None:
 class _PoolRunner:
     """Groups in worker processes of this machine, one torch thread each.
 
-    Why: a field's products are small (width ≈ 10–30), so torch's intra-op threads scale poorly on them: a
-    256×256 photo encodes in 16.3 s on two threads and 22.4 s on one, so two one-thread processes side by side
-    finish two photos in the time of 1.45 one-after-the-other (2-core CPU). Workers are spawned (never forked
-    from a process whose torch already runs threads); the driver keeps writing every output itself.
+    Why: a field's products are small (width ≈ 4–30), so torch's intra-op threads share them poorly: on the
+    2-core CPU a 256×256 photo encodes in 13.5 s on two threads and 20.5 s on one, and two one-thread workers
+    encode 16 such photos 1.14× faster than the in-process batch, 1,000 thumbnails of 32×32 1.11× faster
+    (docs/scale.md). Workers are spawned (never forked from a process whose torch already runs threads); the
+    driver keeps writing every output itself.
     """
 
     def __init__(self, workers: int):
