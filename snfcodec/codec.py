@@ -345,12 +345,10 @@ def _positive(name: str, value, default: float) -> float:
 
 def _architecture(budget_bytes: int, dims: int, arch_for: Callable[[int], presets.Architecture | None],
                   what: str, unit: Callable[[int], str],
-                  fewest: Callable[[], presets.Architecture],
-                  bits_per_param: float | None = None) -> presets.Architecture:
+                  fewest: Callable[[], presets.Architecture], bits_per_param: float) -> presets.Architecture:
     """The preset architecture for a byte budget, or an error that says which rate would work (``fewest``: the
     candidate with the fewest fields, whose narrowest network sets that rate; ``bits_per_param``: the expected
-    cost of a parameter, default presets.BITS_PER_PARAM)."""
-    bits_per_param = bits_per_param or presets.BITS_PER_PARAM
+    cost of a parameter)."""
     overhead = container.header_size(dims, presets.SINE_LAYERS)
     arch = arch_for(int((budget_bytes - overhead) * 8 / bits_per_param))
     if arch is None:
@@ -533,10 +531,11 @@ def prepare_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions)
     kbps = _positive("kbps", options.kbps, DEFAULT_KBPS)
     duration = N / sample_rate
     budget_bytes = int(kbps * 1000 * duration / 8)
-    one_field = FieldConfig(1, C, presets.MIN_WIDTH, presets.SINE_LAYERS).params_per_field()
     arch = _architecture(budget_bytes, 1, lambda p: presets.audio_architecture(N, C, p),
                          f"{duration:.3g} s of audio", lambda b: f"{8 * b / duration / 1000:.3g} kbps",
-                         lambda: presets.audio_architecture(N, C, one_field))  # one segment: the fewest fields
+                         # the budget of one narrowest field: one segment, the fewest fields
+                         lambda: presets.audio_architecture(N, C, presets.min_field_params(1, C)),
+                         presets.BITS_PER_PARAM)
     rate = int(sample_rate)
     return Prepared(arch, torch.from_numpy(samples), samples, container.KIND_AUDIO, 0, rate, budget_bytes)
 

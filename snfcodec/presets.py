@@ -125,9 +125,14 @@ def image_bits_per_param(bpp: float) -> float:
     return b0 + t * (b1 - b0)
 
 
+def min_field_params(in_dim: int, out_dim: int) -> int:
+    """Parameters of the narrowest field the presets use."""
+    return FieldConfig(in_dim, out_dim, MIN_WIDTH, SINE_LAYERS).params_per_field()
+
+
 def min_field_bytes(in_dim: int, out_dim: int, bits_per_param: float) -> int:
     """Expected size of the narrowest field the presets use (for error messages)."""
-    return math.ceil(FieldConfig(in_dim, out_dim, MIN_WIDTH, SINE_LAYERS).params_per_field() * bits_per_param / 8)
+    return math.ceil(min_field_params(in_dim, out_dim) * bits_per_param / 8)
 
 
 # First-layer weight scaling, measured per medium (docs/speed.md, docs/design.md). Audio segments hold many

@@ -130,7 +130,8 @@ def main(photo_dir, out, size, count, bpp, effort, single, jobs, ray, device):
     click.echo(f"{count} crops of {size}x{size} at {bpp} bpp, effort {effort}, device {device}")
     click.echo(f"one by one: {a['files']} files in {a['seconds']:.1f} s = {a['files_per_second']:.3f} files/s, "
                f"mean PSNR {report['mean_psnr_one_by_one']:.3f} dB")
-    click.echo(f"batched ({jobs} job{'s' if jobs != 1 else ''}): {b['files']} files in {b['seconds']:.1f} s = {b['files_per_second']:.3f} files/s, "
+    click.echo(f"batched ({jobs} job{'s' if jobs != 1 else ''}): {b['files']} files in {b['seconds']:.1f} s = "
+               f"{b['files_per_second']:.3f} files/s, "
                f"mean PSNR {report['mean_psnr_batched_same_files']:.3f} dB on the same {a['files']} files "
                f"({report['mean_psnr_batched_all']:.3f} on all)")
     click.echo(f"speed-up:   {report['speedup']:.1f}x")
