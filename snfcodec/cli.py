@@ -102,6 +102,9 @@ def main():
 @click.option("--tile", type=int, help="Images: tile side in pixels, one field per tile "
               "[default: 64, or 128 at low rates].")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--prior", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+              help="Start from the learned prior shipped for the field's shape, where there is one, and code "
+                   "residuals from it (a version-2 file); none: random initialisation (version 1).")
 @click.option("--skip-existing", is_flag=True, help="Leave inputs whose output exists (resume a run).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",
               help="Several inputs: run the groups on a Ray cluster (a local one without ADDRESS).")
@@ -110,7 +113,7 @@ def main():
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file with the results.")
 @_fail_cleanly
-def encode(inputs, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, lr, seed, tile, device,
+def encode(inputs, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, lr, seed, tile, device, prior,
            skip_existing, ray_address, jobs, quiet, as_json):
     """Encode images or sounds into .snf files.
 
@@ -118,7 +121,7 @@ def encode(inputs, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, l
     with -o OUTDIR encode every one of them, fitting inputs of the same kind and size together.
     """
     options = dict(bpp=bpp, kbps=kbps, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr, seed=seed,
-                   tile=tile, device=device, max_seconds=max_seconds)
+                   tile=tile, device=device, max_seconds=max_seconds, prior=prior)
     many = len(inputs) > 1 or os.path.isdir(inputs[0]) or os.path.isdir(output) or output.endswith(("/", os.sep))
     if not many:
         if ray_address is not None or jobs != 1:

@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from . import container, entropy, presets
+from . import container, entropy, presets, priors
 from .allocator import reuse_freed_memory
 from .container import Header, TensorHeader
 from .entropy import SymbolModel
@@ -24,7 +24,8 @@ from .field import BatchedSiren, FieldConfig, siren
 from .fit import FitOptions, Problem, fit
 from .grid import Regular, SamplePlan, pixel_grid, render, resample_axis
 from .media import check_audio_array, check_image_array
-from .quantize import admissible_step, dequantize, quantize, relative_steps, sensitivities, steps_for_precision
+from .quantize import (admissible_step, dequantize, quantize, relative_steps, residuals, sensitivities,
+                       steps_for_precision)
 
 DEFAULT_BPP = 2.0
 DEFAULT_KBPS = 64.0
@@ -56,6 +57,8 @@ class EncodeOptions:
     seed: int = 0
     tile: int | None = None  # images: tile side in pixels (one field per tile); None: presets.IMAGE_TILES rule
     device: str = "auto"  # auto | cpu | cuda
+    prior: str | None = "auto"  # "auto": start from (and code residuals against) the shipped prior for the field's
+    # shape where there is one; None or "none": the random initialisation, a version-1 file
     max_seconds: float | None = None  # wall-time budget for fitting
     progress: bool = False
 
@@ -112,6 +115,14 @@ def _resolve_alpha(alpha, config) -> tuple[float, float]:
     if len(pair) != 2 or not all(math.isfinite(a) and a > 0 for a in pair):
         raise SnfInputError(f"alpha must be positive, got {alpha!r}")
     return pair
+
+
+def _resolve_prior(option, config: FieldConfig, tile: tuple[int, ...]) -> priors.Prior | None:
+    if option is None or option == "none":
+        return None
+    if option != "auto":
+        raise SnfInputError(f"prior must be 'auto' or 'none', not {option!r}")
+    return priors.for_config(config, tile)
 
 
 def _step_budget(options: EncodeOptions, config: FieldConfig) -> int:
@@ -183,6 +194,7 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
     if options.psnr is not None and not math.isfinite(options.psnr):
         raise SnfInputError(f"psnr must be a finite number of dB, got {options.psnr}")
     steps = _step_budget(options, config)
+    prior = _resolve_prior(options.prior, config, arch.tiling.tile)
 
     G, T = len(targets), arch.tiling.num_tiles
     plan = SamplePlan(arch.tiling, [pixel_grid(n) for n in arch.tiling.shape])
@@ -193,12 +205,16 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
         reuse_freed_memory()
     generators = [torch.Generator().manual_seed(int(options.seed)) for _ in range(G)]
     model = BatchedSiren.concatenate([BatchedSiren(config, T, g) for g in generators]).to(device)
+    base = None
+    if prior is not None:
+        base = [t.to(device) for t in prior.torch_tensors(torch.float32)]
+        model.start_from(base, prior.spread)
     stride = presets.fit_stride(config)
     report = fit(model, problem, FitOptions(steps, lr, options.psnr, options.max_seconds, stride=stride,
                                             seed=options.seed, progress=options.progress, desc="fit"))
 
-    model.wrap_phases()
-    header_bytes = container.header_size(config.in_dim, config.sine_layers)
+    model.wrap_phases(base)
+    header_bytes = container.header_size(config.in_dim, config.sine_layers, prior is not None)
     with torch.no_grad():
         sens = sensitivities(lambda ts: problem.mse(model, ts).cpu().numpy().astype(np.float64), model.tensors(),
                              generators)
@@ -208,7 +224,7 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
 
     q_steps, errors = [], [None] * G
     for g in range(G):
-        tensors = own(model.tensors(), g)
+        tensors = residuals(own(model.tensors(), g), base)
         relative = relative_steps(tensors, [s[g] for s in sens])
         try:
             precision = _search_precision(tensors, relative, budgets[g] - header_bytes)
@@ -223,9 +239,9 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
                       .repeat_interleave(T).reshape(-1, 1, 1) for i in range(len(q_steps[0]))]
         fit_seconds += fit(model, problem, FitOptions(qat_steps, lr * QAT_LR_RATIO, stride=stride, seed=options.seed,
                                                       progress=options.progress, desc="qat"),
-                           quant_steps=per_tensor).seconds
+                           quant_steps=per_tensor, quant_base=base).seconds
     # Fine-tuning moved the weights; coarsen the same grid slightly if a payload grew past its budget.
-    everything = [t.detach().cpu() for t in model.tensors()]
+    everything = residuals(model.tensors(), base)
     out: list[_Fitted | SnfError] = []
     for g in range(G):
         if errors[g] is not None:
@@ -239,17 +255,23 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
         else:
             out.append(SnfInputError("could not meet the rate target after fine-tuning; ask for a higher rate"))
             continue
-        data = container.write(Header(kind, layout_code, sample_rate, config, arch.tiling, headers), payload)
+        data = container.write(Header(kind, layout_code, sample_rate, config, arch.tiling, headers,
+                                      prior.ref if prior is not None else None), payload)
         out.append(_Fitted(data, report.steps, qat_steps, report.psnrs[g], alpha, lr, fit_seconds))
     return out
 
 
 def read_field(data: bytes) -> tuple[Header, list[torch.Tensor]]:
-    """Parse a ``.snf`` byte string → (header, dequantized float64 tensors in container order)."""
+    """Parse a ``.snf`` byte string → (header, dequantized float64 tensors in container order; a version-2
+    file's residuals with its prior added back)."""
     header, payload = container.read(data)
+    prior = priors.for_ref(header.prior, header.field) if header.prior is not None else None
     shapes = header.tensor_shapes()
     symbols = entropy.decode(payload, [t.model for t in header.tensors], [math.prod(s) for s in shapes])
-    return header, [dequantize(x, t.step, s) for x, t, s in zip(symbols, header.tensors, shapes)]
+    tensors = [dequantize(x, t.step, s) for x, t, s in zip(symbols, header.tensors, shapes)]
+    if prior is not None:
+        tensors = [t + b for t, b in zip(tensors, prior.torch_tensors(torch.float64))]
+    return header, tensors
 
 
 def sample_field(header: Header, tensors: list[torch.Tensor], axes: list[np.ndarray],

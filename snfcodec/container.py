@@ -1,4 +1,6 @@
-"""The ``.snf`` v1 container: header, entropy-coded payload, CRC-32. Normative text: ``formats/snf.md``.
+"""The ``.snf`` container (versions 1 and 2): header, entropy-coded payload, CRC-32. Normative text:
+``formats/snf.md``. Version 2 is version 1 plus a reference to the learned prior the parameters are coded
+against; a file without a prior is written as version 1, byte for byte what earlier writers produced.
 
 The reader trusts nothing: every count and size is checked against hard limits and against the bytes that
 are actually present before anything is allocated, and the CRC-32 over every preceding byte catches any single
@@ -18,7 +20,8 @@ from .field import FieldConfig
 from .grid import TileLayout
 
 MAGIC = b"\x89SNF"
-VERSION = 1
+VERSION = 1  # a file without a prior
+VERSION_PRIOR = 2  # a file whose parameters are coded as residuals from a learned prior
 KIND_IMAGE, KIND_AUDIO = 1, 2
 KIND_NAMES = {KIND_IMAGE: "image", KIND_AUDIO: "audio"}
 IMAGE_LAYOUTS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -27,6 +30,7 @@ _PREFIX = struct.Struct("<4sBBHII")  # magic, version, kind, flags, header_lengt
 _FIXED = struct.Struct("<BBBBHHfffI")  # dims, channels, layout, sine_layers, width, reserved, ω₀, α₁, αₕ, rate
 _TENSOR = struct.Struct("<ffhhh")  # step, scale, lo, hi, loc
 _COUNT = struct.Struct("<HH")  # tensor count, reserved
+_PRIOR = struct.Struct("<II")  # prior id, CRC-32 of the prior's parameters
 _CRC = struct.Struct("<I")
 
 # Hard limits a reader enforces before allocating anything.
@@ -49,6 +53,16 @@ class TensorHeader:
 
 
 @dataclass(frozen=True)
+class PriorRef:
+    """Which learned prior a version-2 file's parameters are residuals from: its registered number and the
+    CRC-32 of its parameters (see :mod:`snfcodec.priors`), so that a decoder holding a different prior under
+    the same number refuses instead of decoding garbage."""
+
+    id: int
+    checksum: int
+
+
+@dataclass(frozen=True)
 class Header:
     kind: int
     layout_code: int  # image: 1 L, 2 LA, 3 RGB, 4 RGBA; audio: 0
@@ -56,6 +70,11 @@ class Header:
     field: FieldConfig
     tiling: TileLayout
     tensors: tuple[TensorHeader, ...]
+    prior: PriorRef | None = None
+
+    @property
+    def version(self) -> int:
+        return VERSION if self.prior is None else VERSION_PRIOR
 
     @property
     def channels(self) -> int:
@@ -72,7 +91,7 @@ class Header:
     def to_dict(self) -> dict:
         """Everything in the header, JSON-ready (for ``snfcodec info``)."""
         return {
-            "version": VERSION,
+            "version": self.version,
             "kind": KIND_NAMES[self.kind],
             "shape": list(self.tiling.shape),
             "channels": self.channels,
@@ -85,12 +104,14 @@ class Header:
             "tensors": [{"shape": list(s), "step": t.step, "lo": t.model.lo, "hi": t.model.hi,
                          "loc": t.model.loc, "scale": t.model.scale}
                         for s, t in zip(self.tensor_shapes(), self.tensors)],
+            "prior": None if self.prior is None else {"id": self.prior.id, "checksum": f"{self.prior.checksum:08x}"},
         }
 
 
-def header_size(dims: int, sine_layers: int) -> int:
+def header_size(dims: int, sine_layers: int, prior: bool = False) -> int:
     """Bytes of a file outside its payload (prefix, header, CRC) for a network of this shape."""
-    return _PREFIX.size + _FIXED.size + 12 * dims + _COUNT.size + 2 * (sine_layers + 1) * _TENSOR.size + _CRC.size
+    return (_PREFIX.size + _FIXED.size + 12 * dims + _COUNT.size + 2 * (sine_layers + 1) * _TENSOR.size
+            + (_PRIOR.size if prior else 0) + _CRC.size)
 
 
 def write(header: Header, payload: bytes) -> bytes:
@@ -104,7 +125,9 @@ def write(header: Header, payload: bytes) -> bytes:
     for th in header.tensors:
         m = th.model
         body += _TENSOR.pack(th.step, m.scale, m.lo, m.hi, m.loc)
-    data = _PREFIX.pack(MAGIC, VERSION, header.kind, 0, len(body), len(payload)) + body + payload
+    if header.prior is not None:
+        body += _PRIOR.pack(header.prior.id, header.prior.checksum)
+    data = _PREFIX.pack(MAGIC, header.version, header.kind, 0, len(body), len(payload)) + body + payload
     return data + _CRC.pack(zlib.crc32(data))
 
 
@@ -129,9 +152,9 @@ def read(data: bytes) -> tuple[Header, bytes]:
     if len(data) < _PREFIX.size or data[:4] != MAGIC:
         _fail(0, "missing the .snf signature")
     _, version, kind, flags, hlen, plen = _PREFIX.unpack_from(data, 0)
-    if version != VERSION:
-        _fail(4, f"format version {version} is not supported by this reader (it reads version {VERSION}); "
-                 "upgrade snfcodec")
+    if version not in (VERSION, VERSION_PRIOR):
+        _fail(4, f"format version {version} is not supported by this reader (it reads versions {VERSION} and "
+                 f"{VERSION_PRIOR}); upgrade snfcodec")
     if kind not in KIND_NAMES:
         _fail(5, f"unknown media kind {kind}")
     if flags != 0:
@@ -189,8 +212,10 @@ def read(data: bytes) -> tuple[Header, bytes]:
         _fail(pos - _COUNT.size, f"{count} tensors declared, the network has {2 * (L + 1)}")
     if reserved != 0:
         _fail(pos - 2, "reserved field is not zero")
-    if end - pos != count * _TENSOR.size:
-        _fail(pos, f"header length {hlen} does not match {count} tensor records")
+    extra = _PRIOR.size if version == VERSION_PRIOR else 0
+    if end - pos != count * _TENSOR.size + extra:
+        _fail(pos, f"header length {hlen} does not match {count} tensor records"
+                   + (" and a prior reference" if extra else ""))
     tensors = []
     for i in range(count):
         step, scale, lo, hi, loc = _TENSOR.unpack_from(data, pos)
@@ -202,5 +227,6 @@ def read(data: bytes) -> tuple[Header, bytes]:
             _fail(pos, f"tensor {i}: symbol range [{lo}, {hi}] does not contain its location {loc}")
         tensors.append(TensorHeader(float(step), SymbolModel(lo, hi, loc, float(scale))))
         pos += _TENSOR.size
-    header = Header(kind, layout, rate, field, tiling, tuple(tensors))
+    prior = PriorRef(*_PRIOR.unpack_from(data, pos)) if extra else None
+    header = Header(kind, layout, rate, field, tiling, tuple(tensors), prior)
     return header, data[end:crc_at]

@@ -100,15 +100,25 @@ class BatchedSiren(torch.nn.Module):
         return out
 
     @torch.no_grad()
-    def wrap_phases(self) -> None:
-        """Bring every sine layer's biases into [-π/ω₀, π/ω₀).
+    def start_from(self, base: list[torch.Tensor], spread: list[float]) -> None:
+        """Initialise every field at ``base`` (container order, a leading axis of 1) plus ``spread[k]`` times
+        its own random initialisation of tensor k: how a learned prior is used (``snfcodec.priors``)."""
+        for t, b, s in zip(self.tensors(), base, spread):
+            t.mul_(s).add_(b.to(t))
+
+    @torch.no_grad()
+    def wrap_phases(self, reference: list[torch.Tensor] | None = None) -> None:
+        """Bring every sine layer's biases into [-π/ω₀, π/ω₀) around ``reference`` (container order; zero when
+        None).
 
         sin(ω₀(hW + b)) has period 2π/ω₀ in b, so this leaves the field unchanged while shrinking the range
-        the biases have to be coded over (first-layer biases start spread over several periods).
+        the biases (or their residuals from a prior) have to be coded over (first-layer biases start spread
+        over several periods).
         """
         period = 2 * math.pi / self.config.omega0
-        for b in list(self.biases)[:-1]:
-            b.copy_(torch.remainder(b + period / 2, period) - period / 2)
+        for k, b in enumerate(list(self.biases)[:-1]):
+            ref = reference[2 * k + 1].to(b) if reference is not None else torch.zeros((), dtype=b.dtype)
+            b.copy_(torch.remainder(b - ref + period / 2, period) - period / 2 + ref)
 
     def forward(self, coords: torch.Tensor, tiles: slice | torch.Tensor | None = None,
                 tensors: list[torch.Tensor] | None = None) -> torch.Tensor:

@@ -84,10 +84,20 @@ def quantize(t: torch.Tensor, step: float) -> np.ndarray:
     return np.rint(t.detach().double().cpu().numpy().reshape(-1) / step).astype(np.int32)
 
 
+def residuals(tensors: list[torch.Tensor], base: list[torch.Tensor] | None) -> list[torch.Tensor]:
+    """What is quantized: ``tensors`` minus a prior's ``base`` (broadcast over the leading axis), in float64,
+    the arithmetic a decoder repeats when it adds the prior back; the tensors themselves without one."""
+    if base is None:
+        return [t.detach().double().cpu() for t in tensors]
+    return [t.detach().double().cpu() - b.double().cpu() for t, b in zip(tensors, base)]
+
+
 def dequantize(symbols: np.ndarray, step: float, shape: tuple[int, ...], dtype=torch.float64) -> torch.Tensor:
     return torch.from_numpy(symbols.astype(np.float64) * step).reshape(shape).to(dtype)
 
 
-def fake_quantize(t: torch.Tensor, step: float) -> torch.Tensor:
-    """Quantize in the forward pass, identity gradient in the backward pass (straight-through estimator)."""
-    return t + (torch.round(t / step) * step - t).detach()
+def fake_quantize(t: torch.Tensor, step, base: torch.Tensor | None = None) -> torch.Tensor:
+    """Quantize (the residual from ``base``, when given) in the forward pass, identity gradient in the backward
+    pass (straight-through estimator)."""
+    r = t if base is None else t - base
+    return t + (torch.round(r / step) * step - r).detach()

@@ -1,3 +1,4 @@
+import dataclasses
 import struct
 
 import pytest
@@ -31,8 +32,24 @@ def test_round_trip():
 
 def test_unknown_version_is_refused_with_a_clear_message(resign):
     data = bytearray(container.write(_header(), b""))
-    data[4] = 2
-    with pytest.raises(SnfFormatError, match="version 2 is not supported"):
+    data[4] = 3
+    with pytest.raises(SnfFormatError, match="version 3 is not supported"):
+        container.read(resign(bytes(data)))
+
+
+def test_a_file_without_a_prior_is_version_1_and_one_with_a_prior_version_2():
+    plain = container.write(_header(), b"")
+    assert plain[4] == 1 and container.read(plain)[0].prior is None
+    ref = container.PriorRef(7, 0xDEADBEEF)
+    coded = container.write(dataclasses.replace(_header(), prior=ref), b"")
+    assert coded[4] == 2 and len(coded) == len(plain) + 8
+    assert container.read(coded)[0].prior == ref
+
+
+def test_version_2_without_its_prior_reference_is_refused(resign):
+    data = bytearray(container.write(_header(), b""))
+    data[4] = 2  # a version-1 header relabelled: the prior reference is missing
+    with pytest.raises(SnfFormatError, match="prior reference"):
         container.read(resign(bytes(data)))
 
 

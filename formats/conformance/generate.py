@@ -3,12 +3,15 @@
 Each case encodes a small signal derived from a shipped sample and records the SHA-256 of the reference
 decoder's output at 1× and at the listed extra decode requests: images as raw uint8 samples in row-major
 (H, W, C) order, audio as little-endian float32 samples in (N, C) order.
-Run it only when the format changes; the test suite checks the committed files against the manifest.
+A case whose file exists is not encoded again (files of a format version stay as they were written: the encoder
+may have changed since, the decoder must not); ``--force`` re-encodes every case. The manifest is always
+recomputed from the files. The test suite checks the committed files against the manifest.
 """
 
 import hashlib
 import json
 import os
+import sys
 
 import numpy as np
 from PIL import Image
@@ -26,6 +29,8 @@ CASES = [
     ("gray_20x20", "L", (20, 20), {"bpp": 6.0, "steps": 60}, [{"size": [33, 17]}]),
     ("rgba_16x16", "RGBA", (16, 16), {"bpp": 12.0, "steps": 40, "alpha": 1.5}, [{"scale": 0.5}]),
     ("rgb_tiled_80x72", "RGB", (80, 72), {"bpp": 3.0, "steps": 40}, [{"scale": 1.37}]),
+    # Version 2: the field the presets choose here (width 17, one 64-pixel tile) has a shipped prior.
+    ("rgb_prior_64x64", "RGB", (64, 64), {"bpp": 1.5, "steps": 40, "prior": "auto"}, [{"scale": 1.5}]),
 ]
 AUDIO_CASES = [
     # name, (start, stop) samples of the speech sample, channels, encode options, extra decodes
@@ -40,14 +45,18 @@ def decoded_sha256(data: bytes, request: dict) -> str:
     return hashlib.sha256(out.astype(out.dtype.newbyteorder("<")).tobytes()).hexdigest()
 
 
-def _record(manifest: list, name: str, data: bytes, extra: list) -> None:
-    with open(os.path.join(HERE, f"{name}.snf"), "wb") as f:
-        f.write(data)
+def _record(manifest: list, name: str, encode, extra: list, force: bool) -> None:
+    path = os.path.join(HERE, f"{name}.snf")
+    if force or not os.path.exists(path):
+        with open(path, "wb") as f:
+            f.write(encode())
+    with open(path, "rb") as f:
+        data = f.read()
     manifest.append({"file": f"{name}.snf", "decodes": [
         {"request": r, "sha256": decoded_sha256(data, r)} for r in [{}] + extra]})
 
 
-def main() -> None:
+def main(force: bool = False) -> None:
     manifest = []
     with Image.open(SAMPLE) as src:
         for name, mode, size, options, extra in CASES:
@@ -57,16 +66,17 @@ def main() -> None:
                 a[:, :, 3] = np.linspace(40, 255, size[0], dtype=np.uint8)[None, :]
                 img = Image.fromarray(a, "RGBA")
             pixels = np.asarray(img.convert(mode))
-            _record(manifest, name, snfcodec.encode(pixels, seed=0, **options).data, extra)
+            _record(manifest, name, lambda: snfcodec.encode(pixels, seed=0, **options).data, extra, force)
     speech, rate = read_audio(SPEECH)
     for name, (start, stop), channels, options, extra in AUDIO_CASES:
         clip = speech[start:stop, 0]
         samples = np.stack([clip, clip[::-1]][:channels], axis=1)  # a second channel that differs
-        _record(manifest, name, snfcodec.encode(samples, sample_rate=rate, seed=0, **options).data, extra)
+        _record(manifest, name, lambda: snfcodec.encode(samples, sample_rate=rate, seed=0, **options).data, extra,
+                force)
     with open(os.path.join(HERE, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(force="--force" in sys.argv[1:])
