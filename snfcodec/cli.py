@@ -231,6 +231,9 @@ def info(input, as_json):
         f"margin {'x'.join(map(str, reversed(t['margin'])))}",
         f"parameters:  {data['parameters']}",
     ]
+    if data["prior"] is not None:
+        lines.append(f"prior:       #{data['prior']['id']} (checksum {data['prior']['checksum']}): the parameters "
+                     "are residuals from this learned prior")
     if data["kind"] == "audio":
         lines[0] = f"file:        {input} ({data['bytes']} bytes, {data['kbps']:.2f} kb/s)"
         lines[2] = (f"signal:      {data['shape'][0]} samples x {data['channels']} channel(s) at "

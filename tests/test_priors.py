@@ -116,3 +116,27 @@ def test_training_learns_the_first_layer_only_and_is_reproducible():
     assert p.spread == (0.0, 0.0) + (1.0,) * (len(p.tensors) - 2)
     assert all(not t.any() for t in p.tensors[2:]) and p.tensors[0].any()
     assert p.checksum == runs[1].checksum
+
+
+def test_cli_prior_option_and_info(with_prior, photo32, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from snfcodec.cli import main
+
+    src = tmp_path / "p.png"
+    Image.fromarray(photo32).save(src)
+    run = lambda *a: CliRunner().invoke(main, [str(x) for x in a])  # noqa: E731
+    for prior, version in (("auto", 2), ("none", 1)):
+        r = run("encode", src, "-o", tmp_path / f"{prior}.snf", "--bpp", BPP, "--steps", 10, "--prior", prior, "-q")
+        assert r.exit_code == 0, r.output
+        assert (tmp_path / f"{prior}.snf").read_bytes()[4] == version
+    r = run("info", tmp_path / "auto.snf")
+    assert r.exit_code == 0 and f"prior:       #9 (checksum {with_prior.checksum:08x})" in r.output
+    assert "prior:" not in run("info", tmp_path / "none.snf").output
+    r = run("encode", src, "-o", tmp_path / "x.snf", "--prior", "best")
+    assert r.exit_code == 2 and "best" in r.output
+    monkeypatch.setattr(priors, "shipped", lambda: ())
+    r = run("decode", tmp_path / "auto.snf", "-o", tmp_path / "out.png")
+    assert r.exit_code == 1 and "prior #9" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "out.png").exists()
