@@ -116,6 +116,9 @@ def test_training_learns_the_first_layer_only_and_is_reproducible():
     assert p.spread == (0.0, 0.0) + (1.0,) * (len(p.tensors) - 2)
     assert all(not t.any() for t in p.tensors[2:]) and p.tensors[0].any()
     assert p.checksum == runs[1].checksum
+    plain = train_image_prior(photos, 2.0, (64, 64), 5, crops=2, crop=64, steps=3, seed=1, progress=False,
+                              alpha_first=1.0)
+    assert plain.config.alpha_first == 1.0 and plain.checksum != p.checksum
 
 
 def test_cli_prior_option_and_info(with_prior, photo32, tmp_path, monkeypatch):

@@ -65,11 +65,14 @@ def random_crops(photos: list[np.ndarray], count: int, size: int, rng: np.random
 
 
 def train_image_prior(photos: list[np.ndarray], bpp: float, size: tuple[int, int], prior_id: int, crops: int,
-                      crop: int, steps: int | None, seed: int, progress: bool = True) -> Prior:
+                      crop: int, steps: int | None, seed: int, progress: bool = True,
+                      alpha_first: float | None = None) -> Prior:
     """The prior for RGB photos of ``size`` (height, width) at ``bpp``: the presets' field and tiling there,
-    its shared first layer fitted jointly to ``crops`` random crops of ``crop``² pixels (see the module)."""
+    its shared first layer fitted jointly to ``crops`` random crops of ``crop``² pixels (see the module),
+    starting from the weight-scaled initialisation (α_first: the presets' choice unless given)."""
     arch = codec.image_architecture(size[0], size[1], 3, bpp)
     alpha = presets.auto_alpha(arch.field)
+    alpha = alpha if alpha_first is None else (float(alpha_first), alpha[1])
     config = dataclasses.replace(arch.field, alpha_first=alpha[0], alpha_hidden=alpha[1])
     tile = arch.tiling.tile[0]
     crop = max(crop, tile)
@@ -132,11 +135,12 @@ def train_image_prior(photos: list[np.ndarray], bpp: float, size: tuple[int, int
 @click.option("--crop", default=256, show_default=True, help="crop side in pixels")
 @click.option("--steps", type=int, default=None, help="fitting steps (default: the presets' default effort)")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--alpha-first", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="α of the first layer the training starts from [default: the presets' choice]")
 @click.option("--merge/--replace", default=True, show_default=True,
               help="keep the priors already in --out for other shapes")
-def main(corpus, out_dir, rates, size, short_side, crops, crop, steps, seed, merge):
+def main(corpus, out_dir, rates, size, short_side, crops, crop, steps, seed, alpha_first, merge):
     """Learn one image prior per rate from the photos in CORPUS and write them to --out."""
-    torch.manual_seed(seed)
     try:
         w, h = (int(v) for v in size.lower().split("x"))
     except ValueError:
@@ -148,7 +152,8 @@ def main(corpus, out_dir, rates, size, short_side, crops, crop, steps, seed, mer
     kept = list(read(out_dir)) if merge and (Path(out_dir) / MANIFEST).is_file() else []
     for i, bpp in enumerate(sorted(set(rates))):
         try:
-            prior = train_image_prior(photos, bpp, (h, w), 0, crops, crop, steps, seed + i)
+            prior = train_image_prior(photos, bpp, (h, w), 0, crops, crop, steps, seed + i,
+                                      alpha_first=alpha_first)
         except SnfInputError as exc:
             raise click.ClickException(str(exc)) from None
         prior.info["corpus"] = names
