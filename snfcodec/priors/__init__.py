@@ -50,7 +50,7 @@ class Prior:
             shapes += [(fan_in, fan_out), (1, fan_out)]
         if [t.shape for t in self.tensors] != shapes or any(t.dtype != np.float32 for t in self.tensors) \
                 or len(self.spread) != len(shapes) or not (0 <= self.id < 1 << 32):
-            raise ValueError(f"prior {self.name}: tensors do not match a {self.config} field")
+            raise ValueError(f"prior {self.name}: its tensors, spread or id do not fit a {self.config} field")
 
     @property
     def checksum(self) -> int:

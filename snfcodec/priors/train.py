@@ -3,7 +3,9 @@
 What is learned is the first layer of the field, the one set of frequencies and phases every tile of a file
 starts from (the hidden and output layers keep their random, per-tile initialisation: ``Prior.spread``). It is
 fitted *jointly*: random crops of the corpus, each cut into the codec's tiles, all fitted at once with the
-codec's own objective and schedule, every tile with its own hidden layers but one shared first layer. A first
+codec's objective, step budget, learning rate and sub-grid steps, every tile with its own hidden layers but one
+shared first layer. The loop is its own (``fit.fit`` has no tied parameters) and so is its warm-up-times-cosine
+learning-rate curve, close to but not the same as ``fit.fit``'s: the shipped priors were trained with it. A first
 layer learned this way serves the ensemble of tiles; averaging the first layers that tiles fitted on their own
 reach (Reptile) measured worse than a random one (docs/priors.md). The first layer moves little when a file is
 fitted from it, so its residuals cost few bits.
