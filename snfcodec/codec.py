@@ -117,12 +117,12 @@ def _resolve_alpha(alpha, config) -> tuple[float, float]:
     return pair
 
 
-def _resolve_prior(option, config: FieldConfig, tile: tuple[int, ...]) -> priors.Prior | None:
+def _resolve_prior(option, config: FieldConfig, tile: tuple[int, ...], rate: int) -> priors.Prior | None:
     if option is None or option == "none":
         return None
     if option != "auto":
         raise SnfInputError(f"prior must be 'auto' or 'none', not {option!r}")
-    return priors.for_config(config, tile)
+    return priors.for_config(config, tile, rate)
 
 
 def _step_budget(options: EncodeOptions, config: FieldConfig) -> int:
@@ -194,7 +194,7 @@ def encode_signals(targets: torch.Tensor, arch: presets.Architecture, kind: int,
     if options.psnr is not None and not math.isfinite(options.psnr):
         raise SnfInputError(f"psnr must be a finite number of dB, got {options.psnr}")
     steps = _step_budget(options, config)
-    prior = _resolve_prior(options.prior, config, arch.tiling.tile)
+    prior = _resolve_prior(options.prior, config, arch.tiling.tile, sample_rate)
 
     G, T = len(targets), arch.tiling.num_tiles
     plan = SamplePlan(arch.tiling, [pixel_grid(n) for n in arch.tiling.shape])

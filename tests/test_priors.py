@@ -11,7 +11,8 @@ from snfcodec import codec, container, priors, presets
 from snfcodec.errors import SnfFormatError, SnfInputError
 from snfcodec.field import BatchedSiren
 from snfcodec.priors import Prior
-from snfcodec.priors.train import train_image_prior
+from snfcodec.media import write_audio
+from snfcodec.priors.train import corpus_speech, train_audio_prior, train_image_prior
 
 BPP = 4.0
 
@@ -94,15 +95,73 @@ def test_save_and_read_keep_every_prior_and_catch_damage(tmp_path, photo32):
         priors.read(tmp_path)
 
 
+def _shipped_arch(p: Prior):
+    """The presets' field and tiling at the rate and size (or sample rate) a shipped prior records."""
+    if p.config.in_dim == 1:
+        silence = np.zeros((int(6.5 * p.rate), 1), np.float32)  # not the training's nominal length: rounding
+        return codec.prepare_audio(silence, p.rate, codec.EncodeOptions(kbps=p.info["kbps"])).arch
+    return codec.image_architecture(p.info["size"][0], p.info["size"][1], 3, p.info["bpp"])
+
+
 def test_every_shipped_prior_is_for_a_field_the_presets_choose():
     """The shipped set must follow the presets: each prior's recorded rate and size give its shape and tile."""
     shipped = priors.shipped()
     assert shipped, "the package ships its priors (snfcodec/priors/priors.json)"
     assert len({p.id for p in shipped}) == len(shipped)
+    assert {p.config.in_dim for p in shipped} == {1, 2}
     for p in shipped:
-        h = p.info["size"][0], p.info["size"][1]
-        arch = codec.image_architecture(*h, 3, p.info["bpp"])
-        assert p.fits(arch.field, arch.tiling.tile) and priors.for_config(arch.field, arch.tiling.tile) is p
+        arch = _shipped_arch(p)
+        assert p.fits(arch.field, arch.tiling.tile, p.rate)
+        assert priors.for_config(arch.field, arch.tiling.tile, p.rate) is p
+
+
+def test_an_audio_prior_serves_its_sample_rate_and_segment_duration_only():
+    p = next(p for p in priors.shipped() if p.config.in_dim == 1)
+    arch = _shipped_arch(p)
+    (segment,) = arch.tiling.tile
+    assert p.fits(arch.field, (segment + 1,), p.rate)  # the same duration, rounded otherwise
+    assert not p.fits(arch.field, (2 * segment,), p.rate)  # another kb/s
+    assert not p.fits(arch.field, (segment * 6,), 6 * p.rate)  # the same duration at another sample rate
+    assert not p.fits(arch.field, arch.tiling.tile, 0)  # not an image's tile
+
+
+def _speech_like(seconds: float, rate: int, seed: int) -> np.ndarray:
+    """(N, 1) float32: a few gliding partials under a syllable-rate envelope, and a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    f0 = 120 + 30 * np.sin(2 * np.pi * 0.7 * t)
+    voice = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / rate) / k for k in range(1, 6))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
+    return (0.2 * voice * envelope + 0.01 * rng.normal(size=t.size)).astype(np.float32)[:, None]
+
+
+def test_audio_training_learns_a_prior_that_a_sound_at_its_rate_is_coded_against(monkeypatch):
+    rate, kbps = 8000, 64.0
+    speech = _speech_like(3.0, rate, 0)
+    runs = [train_audio_prior(speech, rate, kbps, 7, excerpts=2, segments=2, steps=3, seed=1, progress=False)
+            for _ in range(2)]
+    p = runs[0]
+    assert p.checksum == runs[1].checksum and p.rate == rate and p.id == 7
+    assert p.spread == (0.0, 0.0) + (1.0,) * (len(p.tensors) - 2) and not any(t.any() for t in p.tensors[2:])
+    monkeypatch.setattr(priors, "shipped", lambda: (p,))
+    sound = _speech_like(1.0, rate, 1)
+    result = snfcodec.encode(sound, sample_rate=rate, kbps=kbps, steps=20)
+    header, _ = codec.read_field(result.data)
+    assert result.data[4] == container.VERSION_PRIOR and header.prior == p.ref
+    decoded, _ = codec.decode_audio(result.data)
+    assert codec.psnr_float(decoded, sound) == pytest.approx(result.psnr, abs=1e-6)
+    other = snfcodec.encode(_speech_like(1.0, 16000, 1), sample_rate=16000, kbps=kbps, steps=5)
+    assert other.data[4] == container.VERSION  # another sample rate: no prior
+
+
+def test_corpus_speech_joins_recordings_of_one_sample_rate(tmp_path):
+    write_audio(tmp_path / "a.wav", _speech_like(0.5, 8000, 0), 8000)
+    write_audio(tmp_path / "b.flac", _speech_like(0.25, 8000, 1), 8000)
+    speech, names, rate = corpus_speech(str(tmp_path))
+    assert names == ["a.wav", "b.flac"] and rate == 8000 and speech.shape == (6000, 1)
+    write_audio(tmp_path / "c.wav", _speech_like(0.25, 16000, 1), 16000)
+    with pytest.raises(SnfInputError, match="different sample rates"):
+        corpus_speech(str(tmp_path))
 
 
 def test_training_learns_the_first_layer_only_and_is_reproducible():

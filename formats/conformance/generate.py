@@ -33,9 +33,13 @@ CASES = [
     ("rgb_prior_64x64", "RGB", (64, 64), {"bpp": 1.5, "steps": 40, "prior": "auto"}, [{"scale": 1.5}]),
 ]
 AUDIO_CASES = [
-    # name, (start, stop) samples of the speech sample, channels, encode options, extra decodes
-    ("speech_mono_1500", (254000, 255500), 1, {"kbps": 128.0, "steps": 40}, [{"sample_rate": 44100}]),
-    ("speech_stereo_600", (250000, 250600), 2, {"kbps": 256.0, "steps": 30}, [{"sample_rate": 8000}]),
+    # name, (start, stop, step) samples of the speech sample (48 kHz; step 6: every sixth, taken as 8 kHz),
+    # channels, encode options, extra decodes
+    ("speech_mono_1500", (254000, 255500, 1), 1, {"kbps": 128.0, "steps": 40}, [{"sample_rate": 44100}]),
+    ("speech_stereo_600", (250000, 250600, 1), 2, {"kbps": 256.0, "steps": 30}, [{"sample_rate": 8000}]),
+    # Version 2: one second at 8 kHz and 32 kb/s has a shipped audio prior.
+    ("speech_prior_8k", (200000, 248000, 6), 1, {"kbps": 32.0, "steps": 20, "prior": "auto"},
+     [{"sample_rate": 11025}]),
 ]
 
 
@@ -68,11 +72,11 @@ def main(force: bool = False) -> None:
             pixels = np.asarray(img.convert(mode))
             _record(manifest, name, lambda: snfcodec.encode(pixels, seed=0, **options).data, extra, force)
     speech, rate = read_audio(SPEECH)
-    for name, (start, stop), channels, options, extra in AUDIO_CASES:
-        clip = speech[start:stop, 0]
+    for name, (start, stop, step), channels, options, extra in AUDIO_CASES:
+        clip = speech[start:stop:step, 0]
         samples = np.stack([clip, clip[::-1]][:channels], axis=1)  # a second channel that differs
-        _record(manifest, name, lambda: snfcodec.encode(samples, sample_rate=rate, seed=0, **options).data, extra,
-                force)
+        _record(manifest, name, lambda: snfcodec.encode(samples, sample_rate=rate // step, seed=0, **options).data,
+                extra, force)
     with open(os.path.join(HERE, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
