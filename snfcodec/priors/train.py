@@ -1,14 +1,14 @@
 """Learn the priors from a folder of photos and speech: ``python -m snfcodec.priors.train CORPUS_DIR --out DIR``.
 
 What is learned is the first layer of the field, the one set of frequencies and phases every tile (or audio
-segment) of a file starts from (the hidden and output layers keep their random, per-tile initialisation: ``Prior.spread``). It is
-fitted *jointly*: random crops of the corpus photos (excerpts of its recordings), each cut into the codec's tiles, all fitted at once with the
-codec's objective, step budget, learning rate and sub-grid steps, every tile with its own hidden layers but one
-shared first layer. The loop is its own (``fit.fit`` has no tied parameters) and so is its warm-up-times-cosine
-learning-rate curve, close to but not the same as ``fit.fit``'s: the shipped priors were trained with it. A first
-layer learned this way serves the ensemble of tiles; averaging the first layers that tiles fitted on their own
-reach (Reptile) measured worse than a random one (docs/priors.md). The first layer moves little when a file is
-fitted from it, so its residuals cost few bits.
+segment) of a file starts from (the hidden and output layers keep their random, per-tile initialisation:
+``Prior.spread``). It is fitted *jointly*: random crops of the corpus photos (excerpts of its recordings), each cut
+into the codec's tiles, all fitted at once with the codec's objective, step budget, learning rate and sub-grid
+steps, every tile with its own hidden layers but one shared first layer. The loop is its own (``fit.fit`` has no
+tied parameters) and so is its warm-up-times-cosine learning-rate curve, close to but not the same as
+``fit.fit``'s: the shipped priors were trained with it. A first layer learned this way serves the ensemble of
+tiles; averaging the first layers that tiles fitted on their own reach (Reptile) measured worse than a random one
+(docs/priors.md). The first layer moves little when a file is fitted from it, so its residuals cost few bits.
 
 One image prior per (bpp, photo size) given and one audio prior per kb/s given (mono): the field shape and tiling
 the presets choose there. Fixed seed: the same corpus and arguments give the same priors (on the same machine and
@@ -222,7 +222,8 @@ def _parse_size(size: str) -> tuple[int, int]:
 @click.option("--excerpts", default=16, show_default=True,
               help="random excerpts fitted jointly per audio prior (from the recordings joined end to end)")
 @click.option("--segments", default=16, show_default=True, help="segments in each excerpt")
-@click.option("--steps", type=click.IntRange(min=0), default=None, help="fitting steps (default: the presets' default effort)")
+@click.option("--steps", type=click.IntRange(min=0), default=None,
+              help="fitting steps (default: the presets' default effort)")
 @click.option("--seed", default=0, show_default=True,
               help="the k-th rate of each medium, in increasing order, is trained with seed + k")
 @click.option("--alpha-first", type=click.FloatRange(min=0, min_open=True), default=None,
