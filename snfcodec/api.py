@@ -129,8 +129,8 @@ def info(source: PathLike | bytes) -> dict:
     out = header.to_dict()
     out["bytes"] = len(data)
     if header.kind == container.KIND_IMAGE:
-        out["bpp"] = 8 * len(data) / (header.tiling.shape[0] * header.tiling.shape[1])
+        out["bpp"] = 8 * len(data) / (header.shape[0] * header.shape[1])
     else:
-        out["seconds"] = header.tiling.shape[0] / header.sample_rate
+        out["seconds"] = header.shape[0] / header.sample_rate
         out["kbps"] = 8 * len(data) / out["seconds"] / 1000
     return out

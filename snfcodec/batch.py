@@ -151,7 +151,7 @@ def groups(items: list[Prepared], parts: int = 1) -> list[list[int]]:
     out = []
     for indices in by_key.values():
         first = items[indices[0]]
-        largest = max(1, GROUP_WORK // (first.target.shape[0] * first.arch.field.width))
+        largest = 1 if first.arch is None else max(1, GROUP_WORK // (first.target.shape[0] * first.arch.field.width))
         count = -(-len(indices) // largest)
         count = min(len(indices), -(-count // parts) * parts)
         out += [[int(i) for i in part] for part in np.array_split(indices, count)]

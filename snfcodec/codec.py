@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from . import container, entropy, presets, priors
+from . import container, entropy, latent, presets, priors
 from .allocator import reuse_freed_memory
 from .container import Header, TensorHeader
 from .entropy import SymbolModel
@@ -61,6 +61,9 @@ class EncodeOptions:
     # shape where there is one; None or "none": the random initialisation, a version-1 file
     max_seconds: float | None = None  # wall-time budget for fitting
     progress: bool = False
+    field: str = "auto"  # images: "tiles" (tiled SIRENs, versions 1-2), "latent" (latent grids, version 3) or
+    # "auto" (presets.image_field: the one measured better at this rate)
+    lmbda: float | None = None  # latent field: the rate-distortion trade-off λ itself, instead of a rate target
 
 
 @dataclass
@@ -424,9 +427,12 @@ class Prepared:
     layout_code: int
     sample_rate: int
     budget_bytes: int
+    field: str = "tiles"  # "latent": encoded alone as a version-3 file (``arch`` is None, ``target`` empty)
 
     @property
     def key(self) -> tuple:
+        if self.field == "latent":  # no batched latent fits yet: every image its own group
+            return self.field, id(self)
         return self.kind, self.layout_code, self.sample_rate, self.arch
 
 
@@ -436,10 +442,54 @@ def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
     H, W, C = pixels.shape
     if options.kbps is not None:
         raise SnfInputError("kbps is a rate for audio; give images a rate in bits per pixel (bpp)")
+    if options.lmbda is not None and image_field(options, H, W, DEFAULT_BPP) != "latent":
+        raise SnfInputError("lmbda applies to the latent field; add field='latent' (--field latent)")
     bpp = _positive("bpp", options.bpp, DEFAULT_BPP)
+    if image_field(options, H, W, bpp) == "latent":
+        return Prepared(None, torch.empty(0), pixels, container.KIND_IMAGE, C, 0, _image_budget(H, W, bpp),
+                        "latent")
     arch = image_architecture(H, W, C, bpp, options.tile)
     target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
     return Prepared(arch, target, pixels, container.KIND_IMAGE, C, 0, _image_budget(H, W, bpp))
+
+
+def image_field(options: EncodeOptions, H: int, W: int, bpp: float) -> str:
+    """Which field an image gets: the option, or with "auto" the presets' measured choice."""
+    if options.field == "auto":
+        return presets.image_field(H, W, bpp, options.effort)
+    if options.field not in ("tiles", "latent"):
+        raise SnfInputError(f"field must be auto, tiles or latent, not {options.field!r}")
+    return options.field
+
+
+def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> EncodeResult:
+    """One image as a version-3 latent field (:mod:`snfcodec.latent`)."""
+    H, W, C = item.original.shape
+    if options.psnr is not None:
+        raise SnfInputError("psnr applies to the tiled field; the latent field takes bpp or lmbda")
+    if options.tile is not None:
+        raise SnfInputError("tile applies to the tiled field; the latent field has no tiles")
+    if options.device == "cuda":
+        raise SnfInputError("the latent field is fitted on the CPU in this version; use --device cpu or auto")
+    if options.lmbda is not None and not (math.isfinite(options.lmbda) and options.lmbda > 0):
+        raise SnfInputError(f"lmbda must be a positive number, got {options.lmbda}")
+    if options.steps is not None and options.steps < 0:
+        raise SnfInputError(f"steps must be >= 0, got {options.steps}")
+    if options.effort not in presets.LATENT_STEPS:
+        raise SnfInputError(f"effort must be one of {', '.join(presets.LATENT_STEPS)}, not {options.effort!r}")
+    alpha = presets.LATENT_ALPHA if options.alpha == "auto" else _resolve_alpha(options.alpha, None)
+    lr = presets.LATENT_LR if options.lr is None else _positive("lr", options.lr, presets.LATENT_LR)
+    steps = presets.LATENT_STEPS[options.effort] if options.steps is None else int(options.steps)
+    bpp = None if options.lmbda is not None and options.bpp is None else 8 * item.budget_bytes / (H * W)
+    encoded = latent.encoder.encode(item.original, item.layout_code, latent.encoder.LatentOptions(
+        presets.latent_config(H, W, bpp), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,
+        seed=int(options.seed), max_seconds=options.max_seconds, progress=options.progress))
+    field = latent.decoder.read_field(encoded.data)
+    decoded = latent.decoder.sample(field, *image_axes(field.header))
+    report = encoded.report
+    return EncodeResult(encoded.data, 8 * len(encoded.data) / (H * W), psnr_uint8(decoded, item.original),
+                        time.perf_counter() - start, report.steps, 0, report.psnr, alpha, lr, "cpu",
+                        fit_seconds=encoded.fit_seconds)
 
 
 def encode_prepared(items: list[Prepared], options: EncodeOptions,
@@ -451,6 +501,11 @@ def encode_prepared(items: list[Prepared], options: EncodeOptions,
     """
     start = time.perf_counter() if start is None else start
     first = items[0]
+    if first.field == "latent" and len(items) == 1:
+        try:
+            return [_encode_latent(first, options, start)]
+        except SnfError as exc:
+            return [exc]
     if any(item.key != first.key for item in items):
         raise ValueError("only inputs with the same key can be encoded together")
     targets = items[0].target[None] if len(items) == 1 else torch.stack([item.target for item in items])
@@ -487,9 +542,9 @@ def encode_image(pixels: np.ndarray, options: EncodeOptions) -> EncodeResult:
     return _encode_one(prepare_image(pixels, options), options, start)
 
 
-def image_axes(header: Header, scale=None, size=None, crop=None) -> list[np.ndarray]:
+def image_axes(header, scale=None, size=None, crop=None) -> list[np.ndarray]:
     """Sample positions (rows, columns) for a decode request; see :func:`decode_image`."""
-    H, W = header.tiling.shape
+    H, W = header.shape
     x, y, w, h = 0.0, 0.0, float(W), float(H)
     if crop is not None:
         try:
@@ -522,10 +577,21 @@ def decode_image(data: bytes, scale: float | None = None, size: tuple[int, int] 
     scale: multiply the output size; size: (width, height) of the output; crop: (x, y, w, h), a region of the
     original canvas in original pixels. The field is sampled at the centres of the output pixels.
     """
+    if container.version_of(data) == container.VERSION_LATENT:
+        return _sample_latent(latent.decoder.read_field(data), scale, size, crop, max_samples)
     header, tensors = read_field(data)
     if header.kind != container.KIND_IMAGE:
         raise SnfInputError(f"this file holds {container.KIND_NAMES[header.kind]}, not an image")
     return _sample_image(header, tensors, scale, size, crop, max_samples)
+
+
+def _sample_latent(field, scale, size, crop, max_samples) -> np.ndarray:
+    rows, cols = image_axes(field.header, scale, size, crop)
+    values = len(rows) * len(cols) * field.header.channels
+    if values > max_samples:
+        raise SnfFormatError(f"decoding would produce {values} values, more than the limit of {max_samples}; "
+                             "ask for a smaller size or raise max_samples")
+    return latent.decoder.sample(field, rows, cols)
 
 
 def _sample_image(header, tensors, scale, size, crop, max_samples) -> np.ndarray:
@@ -605,6 +671,10 @@ def to_float32(values: np.ndarray) -> np.ndarray:
 def decode(data: bytes, scale=None, size=None, crop=None, sample_rate=None,
            max_samples: int = DEFAULT_MAX_SAMPLES) -> np.ndarray:
     """Decode whatever the file holds: images with scale/size/crop, audio with sample_rate."""
+    if container.version_of(data) == container.VERSION_LATENT:
+        if sample_rate is not None:
+            raise SnfInputError("sample_rate applies to audio; this file holds an image")
+        return _sample_latent(latent.decoder.read_field(data), scale, size, crop, max_samples)
     header, tensors = read_field(data)
     if header.kind == container.KIND_AUDIO:
         if scale is not None or size is not None or crop is not None:

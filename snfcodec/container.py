@@ -1,6 +1,8 @@
 """The ``.snf`` container (versions 1 and 2): header, entropy-coded payload, CRC-32. Normative text:
 ``formats/snf.md``. Version 2 is version 1 plus a reference to the learned prior the parameters are coded
 against; a file without a prior is written as version 1, byte for byte what earlier writers produced.
+Version 3 (a latent-grid image field) shares the prefix and the CRC; :func:`read` checks those and hands its
+header to :mod:`snfcodec.latent.bitstream`.
 
 The reader trusts nothing: every count and size is checked against hard limits and against the bytes that
 are actually present before anything is allocated, and the CRC-32 over every preceding byte catches any single
@@ -22,6 +24,7 @@ from .grid import TileLayout
 MAGIC = b"\x89SNF"
 VERSION = 1  # a file without a prior
 VERSION_PRIOR = 2  # a file whose parameters are coded as residuals from a learned prior
+VERSION_LATENT = 3  # a latent-grid image field (snfcodec.latent)
 KIND_IMAGE, KIND_AUDIO = 1, 2
 KIND_NAMES = {KIND_IMAGE: "image", KIND_AUDIO: "audio"}
 IMAGE_LAYOUTS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
@@ -80,6 +83,14 @@ class Header:
     def channels(self) -> int:
         return self.field.out_dim
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.tiling.shape
+
+    @property
+    def parameters(self) -> int:
+        return self.tiling.num_tiles * self.field.params_per_field()
+
     def tensor_shapes(self) -> list[tuple[int, int, int]]:
         """Shape of each stored tensor, container order w0, b0, w1, b1, ...: (tiles, rows, cols)."""
         T = self.tiling.num_tiles
@@ -100,7 +111,7 @@ class Header:
             "field": asdict(self.field),
             "tiling": {"tile": list(self.tiling.tile), "margin": list(self.tiling.margin),
                        "tiles": self.tiling.num_tiles},
-            "parameters": self.tiling.num_tiles * self.field.params_per_field(),
+            "parameters": self.parameters,
             "tensors": [{"shape": list(s), "step": t.step, "lo": t.model.lo, "hi": t.model.hi,
                          "loc": t.model.loc, "scale": t.model.scale}
                         for s, t in zip(self.tensor_shapes(), self.tensors)],
@@ -146,15 +157,21 @@ def _fail(offset: int, what: str):
     raise SnfFormatError(f"not a valid .snf file: {what} (at byte {offset})")
 
 
-def read(data: bytes) -> tuple[Header, bytes]:
-    """Parse and validate a ``.snf`` byte string → (header, payload). Raises :class:`SnfFormatError`."""
+def version_of(data: bytes) -> int | None:
+    """The format version a byte string declares, or None if it is no ``.snf`` file (nothing else checked)."""
+    return data[4] if len(data) > 4 and data[:4] == MAGIC else None
+
+
+def read(data: bytes):
+    """Parse and validate a ``.snf`` byte string → (header, payload): a :class:`Header` for versions 1 and 2,
+    a :class:`snfcodec.latent.bitstream.LatentHeader` for version 3. Raises :class:`SnfFormatError`."""
     data = bytes(data)
     if len(data) < _PREFIX.size or data[:4] != MAGIC:
         _fail(0, "missing the .snf signature")
     _, version, kind, flags, hlen, plen = _PREFIX.unpack_from(data, 0)
-    if version not in (VERSION, VERSION_PRIOR):
-        _fail(4, f"format version {version} is not supported by this reader (it reads versions {VERSION} and "
-                 f"{VERSION_PRIOR}); upgrade snfcodec")
+    if version not in (VERSION, VERSION_PRIOR, VERSION_LATENT):
+        _fail(4, f"format version {version} is not supported by this reader (it reads versions {VERSION} to "
+                 f"{VERSION_LATENT}); upgrade snfcodec")
     if kind not in KIND_NAMES:
         _fail(5, f"unknown media kind {kind}")
     if flags != 0:
@@ -165,6 +182,9 @@ def read(data: bytes) -> tuple[Header, bytes]:
     crc_at = expected - _CRC.size
     if zlib.crc32(data[:crc_at]) != _CRC.unpack_from(data, crc_at)[0]:
         _fail(crc_at, "checksum mismatch: the file is damaged")
+    if version == VERSION_LATENT:
+        from .latent import bitstream
+        return bitstream.read(data)
 
     pos = _PREFIX.size
     end = pos + hlen

@@ -65,9 +65,9 @@ class SnfImageFile(ImageFile.ImageFile):
                 f"{name}: this .snf file holds {container.KIND_NAMES[header.kind]}, not an image; decode it with "
                 "snfcodec.decode() or `snfcodec decode`")
         self._mode = container.IMAGE_LAYOUTS[header.layout_code]
-        height, width = header.tiling.shape
+        height, width = header.shape
         self._size = (width, height)
-        self.info["snf_parameters"] = header.tiling.num_tiles * header.field.params_per_field()
+        self.info["snf_parameters"] = header.to_dict()["parameters"]
         self.tile = [ImageFile._Tile(FORMAT, (0, 0) + self.size, 0, ())]
 
     def draft(self, mode: str | None, size: tuple[int, int] | None):

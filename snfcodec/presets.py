@@ -169,3 +169,26 @@ def fit_stride(config: FieldConfig) -> int:
 
 def auto_lr(config: FieldConfig, alpha: tuple[float, float]) -> float:
     return NARROW_IMAGE_LR if _narrow_image(config) else DEFAULT_LR
+
+
+# ---- the latent field (version 3, snfcodec.latent) ---------------------------------------------------------
+# Chosen on training-side 768×512 photos (docs/latent.md); Kodak was not used.
+LATENT_STEPS = {"fast": 300, "default": 600, "slow": 2000}
+LATENT_LR = 0.1  # Adam learning rate of the latents (the networks': snfcodec.latent.train.TrainOptions)
+LATENT_ALPHA = (1.0, 1.0)  # weight scaling of the sine synthesis
+# The latent field is the default only where it measured better than the tiled one (docs/latent.md).
+LATENT_DEFAULT_BPP: tuple[float, float] | None = None  # (lowest, highest) rate at which "auto" picks it
+
+
+def latent_config(H: int, W: int, bpp: float | None):
+    """The latent field's shape for an H×W image: levels down to a coarsest grid of about 8 latents a side."""
+    from .latent.field import LatentConfig
+    levels = max(1, min(7, int(math.log2(max(1, min(H, W) // 4))) + 1))
+    return LatentConfig(levels=levels)
+
+
+def image_field(H: int, W: int, bpp: float, effort: str) -> str:
+    """"latent" where the latent field measured better than the tiled one, else "tiles"."""
+    if LATENT_DEFAULT_BPP is not None and LATENT_DEFAULT_BPP[0] <= bpp <= LATENT_DEFAULT_BPP[1]:
+        return "latent"
+    return "tiles"

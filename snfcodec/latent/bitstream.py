@@ -1,0 +1,163 @@
+"""The ``.snf`` version-3 container: a latent-grid image field. Normative text: ``formats/snf.md`` §6.
+
+Same prefix and trailing CRC-32 as versions 1 and 2 (:mod:`snfcodec.container`), then a fixed header (image
+size, channels, the field's shape), one record per network tensor (its quantization and entropy model), and
+one range-coded payload: the synthesis weights, the context weights, then the latents level by level (coarsest
+first), pass by pass. The reader checks every count and size against hard limits before it allocates.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..errors import SnfFormatError
+from . import tables
+from .context import FRAC, MAX_WEIGHT, context_shapes
+from .field import LatentConfig
+from .synthesis import ACTIVATIONS, synthesis_shapes
+
+VERSION = 3
+MAX_SIDE = 1 << 16  # pixels along one side
+MAX_PIXELS = 1 << 28
+MAX_LEVELS = 12
+MAX_WIDTH = 64  # synthesis and context widths
+MAX_HIDDEN = 4
+MAX_SYNTH_SHIFT = 16  # synthesis steps 2^-0 … 2^-16
+_PREFIX = struct.Struct("<4sBBHII")  # as container: magic, version, kind, flags, header_length, payload_length
+_FIXED = struct.Struct("<IIBBBBBBBBf")  # H, W, channels, layout, levels, width, hidden, activation, context
+# width, reserved, ω₀
+_SYNTH = struct.Struct("<BBhh")  # step exponent (step 2^-q), scale index, lo, hi
+_CONTEXT = struct.Struct("<BBhh")  # shift (weights are symbol · 2^shift in units 2^-8), scale index, lo, hi
+_CRC = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class TensorCode:
+    """How one network tensor is stored: ``exponent`` (synthesis: step 2^-exponent; context: symbols are
+    multiplied by 2^exponent), the Laplace scale index of its symbols and their range [lo, hi]."""
+
+    exponent: int
+    scale_index: int
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class LatentHeader:
+    height: int
+    width: int
+    channels: int
+    layout_code: int
+    config: LatentConfig
+    synthesis: tuple[TensorCode, ...]
+    context: tuple[TensorCode, ...]
+
+    version = VERSION
+    kind = 1  # images only (container.KIND_IMAGE)
+    sample_rate = 0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def synthesis_shapes(self) -> list[tuple[int, ...]]:
+        c = self.config
+        return synthesis_shapes(c.levels, c.width, c.hidden, self.channels)
+
+    def context_shapes(self) -> list[tuple[int, ...]]:
+        return context_shapes(self.config.context_width)
+
+    def to_dict(self) -> dict:
+        from ..container import IMAGE_LAYOUTS
+        params = sum(math.prod(s) for s in self.synthesis_shapes() + self.context_shapes())
+        latents = sum(math.ceil(self.height / 2 ** l) * math.ceil(self.width / 2 ** l)
+                      for l in range(self.config.levels))
+        return {"version": VERSION, "kind": "image", "shape": [self.height, self.width], "channels": self.channels,
+                "layout": IMAGE_LAYOUTS[self.layout_code], "sample_rate": 0, "field": asdict(self.config),
+                "latents": latents, "parameters": params,
+                "tensors": [dict(asdict(t), shape=list(s), role=role)
+                            for role, codes, shapes in (("synthesis", self.synthesis, self.synthesis_shapes()),
+                                                        ("context", self.context, self.context_shapes()))
+                            for t, s in zip(codes, shapes)],
+                "prior": None}
+
+
+def write(header: LatentHeader, payload: bytes) -> bytes:
+    from ..container import MAGIC
+    c = header.config
+    body = _FIXED.pack(header.height, header.width, header.channels, header.layout_code, c.levels, c.width,
+                       c.hidden, ACTIVATIONS.index(c.activation), c.context_width, 0, c.omega0)
+    for t in header.synthesis:
+        body += _SYNTH.pack(t.exponent, t.scale_index, t.lo, t.hi)
+    for t in header.context:
+        body += _CONTEXT.pack(t.exponent, t.scale_index, t.lo, t.hi)
+    data = _PREFIX.pack(MAGIC, VERSION, header.kind, 0, len(body), len(payload)) + body + payload
+    return data + _CRC.pack(zlib.crc32(data))
+
+
+def header_size(config: LatentConfig) -> int:
+    """Bytes of a file outside its payload."""
+    n_synth = 2 * (config.hidden + 1)
+    return _PREFIX.size + _FIXED.size + n_synth * _SYNTH.size + 12 * _CONTEXT.size + _CRC.size
+
+
+def _fail(offset: int, what: str):
+    raise SnfFormatError(f"not a valid .snf file: {what} (at byte {offset})")
+
+
+def read(data: bytes) -> tuple[LatentHeader, bytes]:
+    """Parse a version-3 file whose prefix, length and CRC :func:`snfcodec.container.read` has already checked
+    → (header, payload)."""
+    from ..container import IMAGE_LAYOUTS, KIND_IMAGE
+    _, version, kind, flags, hlen, plen = _PREFIX.unpack_from(data, 0)
+    pos = _PREFIX.size
+    end = pos + hlen
+    if kind != KIND_IMAGE:
+        _fail(5, f"version {VERSION} holds images, not media kind {kind}")
+    if hlen < _FIXED.size:
+        _fail(8, f"header length {hlen} is too short")
+    H, W, C, layout, levels, width, hidden, act, cwidth, reserved, omega0 = _FIXED.unpack_from(data, pos)
+    checks = [
+        (1 <= H <= MAX_SIDE and 1 <= W <= MAX_SIDE and H * W <= MAX_PIXELS, f"image size {W}x{H} out of range"),
+        (layout in IMAGE_LAYOUTS and layout == C, f"image layout {layout} with {C} channels"),
+        (1 <= levels <= MAX_LEVELS, f"level count {levels} outside 1..{MAX_LEVELS}"),
+        (1 <= width <= MAX_WIDTH, f"synthesis width {width} outside 1..{MAX_WIDTH}"),
+        (0 <= hidden <= MAX_HIDDEN, f"synthesis hidden layers {hidden} outside 0..{MAX_HIDDEN}"),
+        (act < len(ACTIVATIONS), f"unknown activation {act}"),
+        (1 <= cwidth <= MAX_WIDTH, f"context width {cwidth} outside 1..{MAX_WIDTH}"),
+        (reserved == 0, "reserved field is not zero"),
+        (math.isfinite(omega0) and 0 < omega0 <= 1e4, f"omega0 {omega0} is not a positive finite number"),
+    ]
+    for ok, what in checks:
+        if not ok:
+            _fail(pos, what)
+    pos += _FIXED.size
+    config = LatentConfig(levels, width, hidden, ACTIVATIONS[act], float(omega0), cwidth)
+    n_synth, n_ctx = 2 * (hidden + 1), 12
+    if end - pos != n_synth * _SYNTH.size + n_ctx * _CONTEXT.size:
+        _fail(pos, f"header length {hlen} does not match {n_synth} + {n_ctx} tensor records")
+    codes = []
+    for i in range(n_synth + n_ctx):
+        synth = i < n_synth
+        q, s, lo, hi = (_SYNTH if synth else _CONTEXT).unpack_from(data, pos)
+        if not lo <= hi:
+            _fail(pos, f"tensor {i}: symbol range [{lo}, {hi}] is empty")
+        if s >= tables.NUM_SCALES:
+            _fail(pos, f"tensor {i}: scale index {s} outside 0..{tables.NUM_SCALES - 1}")
+        if synth and q > MAX_SYNTH_SHIFT:
+            _fail(pos, f"tensor {i}: step exponent {q} outside 0..{MAX_SYNTH_SHIFT}")
+        if not synth and (q > FRAC + 7 or max(-lo, hi) << q > MAX_WEIGHT):
+            _fail(pos, f"tensor {i}: context weights [{lo}, {hi}] << {q} exceed {MAX_WEIGHT}")
+        codes.append(TensorCode(q, s, lo, hi))
+        pos += _SYNTH.size
+    header = LatentHeader(H, W, C, layout, config, tuple(codes[:n_synth]), tuple(codes[n_synth:]))
+    return header, data[end:end + plen]
+
+
+def dequantize_synthesis(symbols: np.ndarray, code: TensorCode) -> np.ndarray:
+    return symbols.astype(np.float64) * 2.0 ** -code.exponent

@@ -1,0 +1,79 @@
+"""The order in which a version-3 payload is coded, shared by encoder and decoder so that the two cannot drift:
+synthesis tensors, context tensors, then the latents level by level (coarsest first), each level in two
+checkerboard passes, every pass one vectorised prediction by the integer context model
+(:class:`~snfcodec.latent.context.IntegerContext`) followed by its residuals, grouped by table
+(:mod:`snfcodec.latent.tables`)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import constriction
+import numpy as np
+import torch
+
+from ..errors import SnfFormatError
+from . import tables
+from .context import MAX_LATENT, IntegerContext, checkerboard, features
+
+# choose(level, positions, table, centre) → the pass's latents (n,) int64; the encoder picks and records
+# them, the decoder reads them from the stream.
+Chooser = Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def walk(shapes: list[tuple[int, int]], context: IntegerContext, choose: Chooser) -> list[np.ndarray]:
+    """Visit every latent in decoding order → the levels (h, w) int64, finest first."""
+    grids = [np.zeros(s, dtype=np.int64) for s in shapes]
+    for l in reversed(range(len(shapes))):
+        h, w = shapes[l]
+        parent = torch.from_numpy(grids[l + 1].astype(np.float64)) if l + 1 < len(shapes) else None
+        flat = grids[l].reshape(-1)
+        for p in (0, 1):
+            where = checkerboard(h, w, p)
+            if not len(where):
+                continue
+            ctx = features(torch.from_numpy(grids[l].astype(np.float64)), parent)[torch.from_numpy(where)]
+            table, centre = context.predict(p, ctx)
+            flat[where] = choose(l, where, table, centre)
+    return grids
+
+
+def encoder_chooser(latents: list[np.ndarray], deadzone: float, record: list) -> Chooser:
+    """Round the trained latents (float (h, w) each) towards the predicted centre by ``deadzone`` (0: plain
+    rounding; larger values spend fewer bits), clamp them to what the tables and the format can code, and
+    append (residuals, tables) of each pass to ``record``."""
+
+    def choose(l, where, table, centre):
+        y = latents[l].reshape(-1)[where]
+        exact_centre = centre + (table % tables.OFFSETS) / tables.OFFSETS
+        d = y - exact_centre
+        q = np.rint(exact_centre + np.sign(d) * np.maximum(np.abs(d) - deadzone, 0.0)).astype(np.int64)
+        q = np.clip(q, np.maximum(centre - tables.RADIUS, -MAX_LATENT), np.minimum(centre + tables.RADIUS, MAX_LATENT))
+        record.append((q - centre, table))
+        return q
+
+    return choose
+
+
+def decoder_chooser(decoder) -> Chooser:
+    def choose(l, where, table, centre):
+        q = centre + tables.decode_residuals(decoder, table)
+        if np.any(np.abs(q) > MAX_LATENT):
+            raise SnfFormatError(f"a latent of level {l} decodes outside ±{MAX_LATENT}: the payload is corrupt")
+        return q
+
+    return choose
+
+
+def new_encoder():
+    return constriction.stream.queue.RangeEncoder()
+
+
+def new_decoder(payload: bytes):
+    if len(payload) % 4:
+        raise SnfFormatError(f"payload length {len(payload)} is not a multiple of 4")
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(payload, dtype="<u4").astype(np.uint32))
+
+
+def finish(encoder) -> bytes:
+    return encoder.get_compressed().astype("<u4").tobytes()

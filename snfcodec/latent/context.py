@@ -1,0 +1,176 @@
+"""The entropy model of the latents: a small network that predicts each latent's distribution from latents the
+decoder already has, in a float form for training and an integer-exact form for coding.
+
+Decoding order: coarsest level first; within a level two passes, the anchors ((i + j) even) and then the rest.
+A latent's context is the 3×3 neighbourhood of its parent (i // 2, j // 2) in the next coarser level, plus,
+in the second pass, its four neighbours in its own level (all anchors, already decoded). Every pass is one
+vectorised evaluation — 2 × levels passes, no loop over latents. Two networks (one per pass, shared by the
+levels), each two ReLU layers of ``width`` and a linear output (μ, ln b) of a Laplace distribution.
+
+Integer-exact form (normative, ``formats/snf.md`` §6): weights are integers in units of 2^-8, latents are
+integers, and every product and sum is computed in binary64 on integer values below 2^53, so the result is the
+same exact integer whatever the summation order or the BLAS; scaling down is floor division by 2^8.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import tables
+
+COARSE = 9  # parent 3×3
+SAME = 4  # up, down, left, right
+FEATURES = (COARSE, COARSE + SAME)  # inputs of the pass-0 and pass-1 networks
+FRAC = 8  # fixed-point fraction bits of the integer model
+MAX_ACT = float(1 << 24)  # activations are clamped to [0, 2^24] (units 2^-8): keeps every sum below 2^53
+MAX_WEIGHT = 1 << 15  # |weight| in units 2^-8
+MAX_LATENT = 255  # |latent| the format allows
+INITIAL_LOG_SCALE = -1.0  # ln b the context networks start from: zero latents cost almost nothing
+
+
+def checkerboard(h: int, w: int, p: int) -> np.ndarray:
+    """Flat indices of pass ``p``'s positions in an h×w level, row-major: (n,) int64."""
+    i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    return np.flatnonzero(((i + j) % 2 == p).ravel())
+
+
+def features(grid: torch.Tensor, parent: torch.Tensor | None) -> torch.Tensor:
+    """Context of every position of a level: (h·w, 13); unknown neighbours must be zero in ``grid``."""
+    h, w = grid.shape
+    cols = []
+    if parent is None:
+        cols += [grid.new_zeros(h, w)] * COARSE
+    else:
+        pp = torch.nn.functional.pad(parent[None, None], (1, 1, 1, 1))[0, 0]
+        ri = torch.arange(h, device=grid.device) // 2 + 1
+        ci = torch.arange(w, device=grid.device) // 2 + 1
+        for di in (-1, 0, 1):
+            rows = pp[ri + di]
+            for dj in (-1, 0, 1):
+                cols.append(rows[:, ci + dj])
+    g = torch.nn.functional.pad(grid[None, None], (1, 1, 1, 1))[0, 0]
+    cols += [g[:-2, 1:-1], g[2:, 1:-1], g[1:-1, :-2], g[1:-1, 2:]]
+    return torch.stack(cols, dim=-1).reshape(h * w, COARSE + SAME)
+
+
+class ContextModel(torch.nn.Module):
+    """The two float networks trained with the latents: pass p → (μ, ln b) for its positions."""
+
+    def __init__(self, width: int, generator: torch.Generator):
+        super().__init__()
+        self.width = width
+        self.nets = torch.nn.ModuleList()
+        for d in FEATURES:
+            net = torch.nn.Sequential(torch.nn.Linear(d, width), torch.nn.ReLU(), torch.nn.Linear(width, width),
+                                      torch.nn.ReLU(), torch.nn.Linear(width, 2))
+            with torch.no_grad():
+                for layer in net[::2]:
+                    bound = 1 / np.sqrt(layer.in_features)
+                    layer.weight.uniform_(-bound, bound, generator=generator)
+                    layer.bias.zero_()
+                net[-1].weight.mul_(0.1)
+                net[-1].bias.copy_(torch.tensor([0.0, INITIAL_LOG_SCALE]))
+            self.nets.append(net)
+
+    def forward(self, p: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.nets[p](x[:, :FEATURES[p]])
+        return out[:, 0], out[:, 1]
+
+    def level(self, grid: torch.Tensor, parent: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, ln b) of every position of a level, each from its own pass's network: (h, w) each.
+
+        The same function as :func:`features` followed by :meth:`forward`, computed for training without
+        materialising the features: the first layer is a 3×3 convolution of the parent grid (repeated 2×2)
+        plus a cross-shaped one of the level itself, and each network runs only on its own pass's positions,
+        the two checkerboard phases ([0::2, 0::2] and [1::2, 1::2] for pass 0).
+        """
+        h, w = grid.shape
+        mu, log_b = grid.new_empty(h, w), grid.new_empty(h, w)
+        for p, net in enumerate(self.nets):
+            w0, b0 = net[0].weight, net[0].bias  # (width, 9 or 13)
+            pre = b0[:, None, None].expand(-1, h, w)
+            if parent is not None:
+                k = w0[:, :COARSE].reshape(-1, 1, 3, 3)
+                c = torch.nn.functional.conv2d(parent[None, None], k, padding=1)[0]
+                pre = pre + c.repeat_interleave(2, 1)[:, :h].repeat_interleave(2, 2)[:, :, :w]
+            if p == 1:
+                k = w0.new_zeros(w0.shape[0], 1, 3, 3)
+                k[:, 0, 0, 1], k[:, 0, 2, 1], k[:, 0, 1, 0], k[:, 0, 1, 2] = w0[:, 9], w0[:, 10], w0[:, 11], w0[:, 12]
+                pre = pre + torch.nn.functional.conv2d(grid[None, None], k, padding=1)[0]
+            for r0 in (0, 1):
+                c0 = (r0 + p) % 2
+                part = pre[:, r0::2, c0::2]
+                if part.numel() == 0:
+                    continue
+                x = torch.relu(part.reshape(part.shape[0], -1).T)
+                out = net[4](net[3](net[2](x))).T.reshape(2, *part.shape[1:])
+                mu[r0::2, c0::2], log_b[r0::2, c0::2] = out[0], out[1]
+        return mu, log_b
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Container order: per net, w0 (in, out), b0, w1, b1, w2, b2."""
+        out = []
+        for net in self.nets:
+            for layer in net[::2]:
+                out += [layer.weight.T, layer.bias]
+        return out
+
+    def shapes(self) -> list[tuple[int, ...]]:
+        return [tuple(t.shape) for t in self.tensors()]
+
+
+def context_shapes(width: int) -> list[tuple[int, ...]]:
+    shapes = []
+    for d in FEATURES:
+        shapes += [(d, width), (width,), (width, width), (width,), (width, 2), (2,)]
+    return shapes
+
+
+def laplace_bits(y: torch.Tensor, mu: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
+    """Bits of integer-binned values ``y`` under Laplace(μ, b) (the training rate; b clamped to the tables'
+    range)."""
+    b = torch.exp(log_b.clamp(tables.LN_B0, tables.LN_B0 + (tables.NUM_SCALES - 1) / tables.SCALES_PER_E))
+    d = (y - mu).abs()
+    # P(bin) = F(d + ½) − F(d − ½) for the symmetric Laplace, written for d ≥ ½ and d < ½ without cancellation
+    outer = 0.5 * (torch.exp(-(d - 0.5).clamp_min(0) / b) - torch.exp(-(d + 0.5) / b))
+    inner = 1 - 0.5 * (torch.exp(-(0.5 - d).clamp_min(0) / b) + torch.exp(-(d + 0.5) / b))
+    p = torch.where(d >= 0.5, outer, inner)
+    return -torch.log2(p.clamp_min(2.0 ** -16))
+
+
+class IntegerContext:
+    """The integer-exact networks: weights (list of 12 int arrays, container order, units 2^-8)."""
+
+    def __init__(self, weights: list[np.ndarray]):
+        self.layers = []
+        for p in range(2):
+            w = weights[6 * p:6 * p + 6]
+            self.layers.append([(torch.from_numpy(w[2 * k].astype(np.float64)),
+                                 torch.from_numpy(w[2 * k + 1].astype(np.float64))) for k in range(3)])
+
+    def predict(self, p: int, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Integer context (n, ≥ FEATURES[p]) float64 → (table index (n,), integer centre m (n,)), int64."""
+        (w0, b0), (w1, b1), (w2, b2) = self.layers[p]
+        scale = float(1 << FRAC)
+        h = (x[:, :FEATURES[p]] @ w0 + b0).clamp(0, MAX_ACT)
+        h = torch.floor((h @ w1 + b1 * scale) / scale).clamp(0, MAX_ACT)
+        o = torch.floor((h @ w2 + b2 * scale) / scale)
+        mu = o[:, 0].clamp(-MAX_LATENT * scale, MAX_LATENT * scale)
+        quarter = torch.floor((mu + 32) / 64)  # centre in quarter samples, rounded half up
+        m = torch.floor(quarter / tables.OFFSETS)
+        offset = quarter - tables.OFFSETS * m
+        s = torch.floor((tables.SCALES_PER_E * (o[:, 1] - tables.LN_B0 * scale) + 128) / scale)
+        s = s.clamp(0, tables.NUM_SCALES - 1)
+        table = (s * tables.OFFSETS + offset).numpy().astype(np.int64)
+        return table, m.numpy().astype(np.int64)
+
+
+def quantize_context(model: ContextModel, shift: list[int]) -> list[np.ndarray]:
+    """Float weights → integers in units of 2^-8, each tensor a multiple of 2^shift[i] (coarser steps cost
+    fewer bits); the stored symbols are these integers divided by 2^shift[i]."""
+    out = []
+    for t, e in zip(model.tensors(), shift):
+        k = torch.round(t.detach().double() * (1 << FRAC) / (1 << e)).clamp(-(MAX_WEIGHT >> e), MAX_WEIGHT >> e)
+        out.append(k.numpy().astype(np.int64))
+    return out

@@ -1,0 +1,165 @@
+"""Encoding an image as a version-3 latent field: train (:mod:`.train`), then quantize the networks, code the
+latents with the integer context model, and meet the rate exactly.
+
+Rate control: training's λ follows the target (:mod:`.train`), which lands the estimate near it; here the
+exact size is then brought to at or under the target by rounding latents towards their predicted centre
+(a dead zone, searched by bisection on the bits the tables give, then confirmed by coding).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import SnfInputError
+from ..grid import pixel_centres
+from . import bitstream, coding, tables
+from .bitstream import LatentHeader, TensorCode
+from .context import IntegerContext, quantize_context
+from .field import LatentConfig, LatentField
+from .grids import Upsampler
+from .synthesis import run
+from .train import TrainOptions, TrainReport, initial_lambda, train
+
+CONTEXT_SHIFTS = (0, 1, 2, 3, 4)  # candidate context-weight steps 2^(shift - 8)
+SYNTH_EXPONENTS = tuple(range(4, 13))  # candidate synthesis steps 2^-q
+NETWORK_BITS_GUESS = 8.0  # bits a network parameter costs, for training's rate estimate
+DEADZONE_MAX = 2.0
+DEADZONE_RESOLUTION = 1 / 256
+SLACK_BYTES = 8  # the range coder's flush (two words) over the bits the tables count
+
+
+@dataclass
+class LatentOptions:
+    config: LatentConfig
+    steps: int
+    bpp: float | None = None  # whole-file target; None: ``lmbda``
+    lmbda: float | None = None
+    alpha: tuple[float, float] = (1.0, 1.0)  # weight scaling of the sine synthesis (first, hidden layers)
+    lr_latent: float = 0.03
+    lr_network: float = 0.005
+    noise_fraction: float = 0.75
+    seed: int = 0
+    max_seconds: float | None = None
+    progress: bool = False
+
+
+@dataclass
+class LatentEncoded:
+    data: bytes
+    report: TrainReport
+    deadzone: float
+    fit_seconds: float
+
+
+def _synthesis_codes(tensors: list[torch.Tensor], exponent: int) -> tuple[list[np.ndarray], list[TensorCode]]:
+    symbols, codes = [], []
+    for t in tensors:
+        k = np.clip(np.rint(t.detach().double().numpy().ravel() * 2.0 ** exponent), -32768, 32767).astype(np.int64)
+        symbols.append(k)
+        codes.append(TensorCode(exponent, tables.fit_scale_index(k), int(k.min()), int(k.max())))
+    return symbols, codes
+
+
+def _context_codes(weights: list[np.ndarray], shift: int) -> tuple[list[np.ndarray], list[TensorCode]]:
+    codes = [TensorCode(shift, tables.fit_scale_index(w), int(w.min()), int(w.max())) for w in weights]
+    return [w.ravel() for w in weights], codes
+
+
+def _bits(symbols: list[np.ndarray], codes: list[TensorCode]) -> float:
+    return sum(tables.weight_bits(s, c.lo, c.hi, c.scale_index) for s, c in zip(symbols, codes))
+
+
+def _latent_pass(shapes, context: IntegerContext, latents, deadzone) -> tuple[list[np.ndarray], list, float]:
+    record: list = []
+    grids = coding.walk(shapes, context, coding.encoder_chooser(latents, deadzone, record))
+    return grids, record, sum(tables.residual_bits(r, t) for r, t in record)
+
+
+def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> LatentEncoded:
+    """(H, W, C) uint8 → a version-3 file."""
+    H, W, C = pixels.shape
+    config = options.config
+    torch.manual_seed(options.seed)
+    generator = torch.Generator().manual_seed(options.seed)
+    field = LatentField(H, W, C, config, options.alpha, generator)
+    target = torch.from_numpy(pixels.astype(np.float32) / 255.0)
+    budget = None if options.bpp is None else int(options.bpp * H * W / 8)
+    overhead_bits = 8 * (bitstream.header_size(config) + SLACK_BYTES)
+    network_bits = field.network_size() * NETWORK_BITS_GUESS + overhead_bits
+    if budget is not None and 8 * budget < 1.2 * network_bits:
+        raise SnfInputError(f"the rate is too low for a {W}x{H} image ({budget} bytes); ask for at least "
+                            f"{1.2 * network_bits / (H * W):.3g} bpp")
+    start = time.perf_counter()
+    report = train(field, target, TrainOptions(
+        options.steps, options.lr_latent, options.lr_network, options.noise_fraction, options.lmbda,
+        options.bpp, network_bits, options.max_seconds, options.progress))
+    fit_seconds = time.perf_counter() - start
+    lmbda = report.lmbda if options.lmbda is None else options.lmbda
+    latents = [g.detach().double().numpy() for g in field.grids]
+    shapes = field.shapes
+
+    # Context weights: the step that spends fewest bits on weights and latents together.
+    best = None
+    for shift in CONTEXT_SHIFTS:
+        weights = quantize_context(field.context, [shift] * 12)
+        ctx = IntegerContext([w << shift for w in weights])
+        grids, _, lat_bits = _latent_pass(shapes, ctx, latents, 0.0)
+        ctx_symbols, ctx_codes = _context_codes(weights, shift)
+        total = lat_bits + _bits(ctx_symbols, ctx_codes)
+        if best is None or total < best[0]:
+            best = (total, ctx, ctx_symbols, ctx_codes, grids)
+    _, ctx, ctx_symbols, ctx_codes, grids = best
+    ctx_bits = _bits(ctx_symbols, ctx_codes)
+
+    # Synthesis weights: the step with the least MSE + λ · bpp on the rounded latents.
+    up = Upsampler(shapes, pixel_centres(H), pixel_centres(W), torch.float64)
+    x = up([torch.from_numpy(g.astype(np.float64)) for g in grids]).reshape(H * W, -1)
+    flat = target.reshape(H * W, C).double()
+    best = None
+    for q in SYNTH_EXPONENTS:
+        symbols, codes = _synthesis_codes(field.synthesis.tensors(), q)
+        tensors = [torch.from_numpy(bitstream.dequantize_synthesis(s, c)).reshape(t.shape)
+                   for s, c, t in zip(symbols, codes, field.synthesis.tensors())]
+        with torch.no_grad():
+            mse = float(torch.mean((run(tensors, config.activation, x).clamp(0, 1) - flat) ** 2))
+        bits = _bits(symbols, codes)
+        cost = mse + lmbda * bits / (H * W)
+        if best is None or cost < best[0]:
+            best = (cost, symbols, codes, bits)
+    _, syn_symbols, syn_codes, syn_bits = best
+    fixed_bits = syn_bits + ctx_bits + overhead_bits
+
+    def size(deadzone: float) -> tuple[int, list]:
+        _, record, lat_bits = _latent_pass(shapes, ctx, latents, deadzone)
+        return math.ceil((fixed_bits + lat_bits) / 8), record
+
+    deadzone = 0.0
+    estimate, record = size(0.0)
+    if budget is not None and estimate > budget:
+        lo, hi = 0.0, DEADZONE_MAX
+        if size(hi)[0] > budget:
+            raise SnfInputError(f"could not meet the rate target of {budget} bytes; ask for a higher rate")
+        while hi - lo > DEADZONE_RESOLUTION:
+            mid = 0.5 * (lo + hi)
+            lo, hi = (lo, mid) if size(mid)[0] <= budget else (mid, hi)
+        deadzone = hi
+    header = LatentHeader(H, W, C, layout_code, config, tuple(syn_codes), tuple(ctx_codes))
+    while True:
+        _, record, _ = _latent_pass(shapes, ctx, latents, deadzone)
+        encoder = coding.new_encoder()
+        for s, c in zip(syn_symbols + ctx_symbols, syn_codes + ctx_codes):
+            tables.encode_weights(encoder, s, c.lo, c.hi, c.scale_index)
+        for residuals, table in record:
+            tables.encode_residuals(encoder, residuals, table)
+        data = bitstream.write(header, coding.finish(encoder))
+        if budget is None or len(data) <= budget or deadzone >= DEADZONE_MAX:
+            break
+        deadzone = min(DEADZONE_MAX, deadzone + 4 * DEADZONE_RESOLUTION)
+    if budget is not None and len(data) > budget:
+        raise SnfInputError(f"could not meet the rate target of {budget} bytes; ask for a higher rate")
+    return LatentEncoded(data, report, deadzone, fit_seconds)

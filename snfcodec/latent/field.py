@@ -1,0 +1,55 @@
+"""The latent field as one trainable module: the pyramid, the synthesis network and the context model, with
+the two quantities training trades, distortion (through :class:`~snfcodec.latent.grids.Upsampler`) and rate
+(:func:`latent_bits`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .context import ContextModel, laplace_bits
+from .grids import level_shapes
+from .synthesis import Synthesis
+
+
+@dataclass(frozen=True)
+class LatentConfig:
+    """The shape of a v3 image field (everything a decoder needs besides the image size)."""
+
+    levels: int = 7  # grids at 1:1 … 1:2^(levels-1)
+    width: int = 16  # synthesis hidden width
+    hidden: int = 2  # synthesis hidden layers
+    activation: str = "sine"
+    omega0: float = 1.0  # first sine layer's frequency scale (latents are in quantization steps)
+    context_width: int = 12  # hidden width of the two context networks
+
+
+class LatentField(torch.nn.Module):
+    def __init__(self, H: int, W: int, C: int, config: LatentConfig, alpha: tuple[float, float],
+                 generator: torch.Generator):
+        super().__init__()
+        self.config = config
+        self.shapes = level_shapes(H, W, config.levels)
+        self.grids = torch.nn.ParameterList(torch.nn.Parameter(torch.zeros(h, w)) for h, w in self.shapes)
+        self.synthesis = Synthesis(config.levels, config.width, config.hidden, C, config.activation,
+                                   config.omega0, alpha, generator)
+        self.context = ContextModel(config.context_width, generator)
+
+    def network_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.synthesis.parameters()) + list(self.context.parameters())
+
+    def network_size(self) -> int:
+        return sum(p.numel() for p in self.network_parameters())
+
+
+def latent_bits(context: ContextModel, grids: list[torch.Tensor]) -> torch.Tensor:
+    """Bits of all (noisy or rounded) latents under the float context model, each with its decoding-order
+    context."""
+    total = grids[0].new_zeros(())
+    for l, grid in enumerate(grids):
+        parent = grids[l + 1] if l + 1 < len(grids) else None
+        mu, log_b = context.level(grid, parent)
+        total = total + laplace_bits(grid, mu, log_b).sum()
+    return total

@@ -1,0 +1,159 @@
+"""Probability tables that every machine computes bit for bit alike, and range coding with them.
+
+A decoder must rebuild exactly the probabilities the encoder used, or the range decoder reads garbage. Basic
+IEEE-754 binary64 operations (+, −, ×, ÷, floor) are correctly rounded everywhere, but ``exp`` comes from each
+platform's maths library and may differ in the last bit. So the tables here are built with an ``exp`` of our
+own made of basic operations only (:func:`det_exp`), and handed to constriction's ``Categorical`` model, whose
+own quantization of the table is again basic arithmetic. Same inputs, same model, on any machine.
+
+A table is a discretised Laplace distribution (the probability of each integer bin [k − ½, k + ½)) over a
+finite alphabet, indexed by a scale index ``s`` (b = exp(LN_B0 + s / SCALES_PER_E)) and, for latents, a
+quarter-sample offset of its centre.
+"""
+
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+from ..errors import SnfFormatError
+
+LN_B0 = -3.0  # smallest Laplace scale: e^-3 ≈ 0.05
+SCALES_PER_E = 9  # scale steps per factor e
+NUM_SCALES = 64  # largest scale e^(−3 + 63/9) = e^4 ≈ 55
+OFFSETS = 4  # centre resolution: quarter samples
+RADIUS = 63  # latents: symbols m − RADIUS .. m + RADIUS around the integer part m of the predicted centre
+_LN2 = 0.6931471805599453
+
+
+def det_exp(x: np.ndarray) -> np.ndarray:
+    """e^x for x ≤ 0 from basic float64 operations only: identical on every IEEE-754 machine.
+
+    x = k·ln2 + r with |r| ≤ ln2/2; e^r by its Taylor series to the 14th power (error < 1e-15), times 2^k.
+    """
+    x = np.maximum(np.asarray(x, dtype=np.float64), -700.0)
+    k = np.floor(x / _LN2 + 0.5)
+    r = x - k * _LN2
+    term = np.ones_like(r)
+    total = np.ones_like(r)
+    for n in range(1, 15):
+        term = term * r / n
+        total = total + term
+    return np.ldexp(total, k.astype(np.int64))
+
+
+def scale_of(s: int) -> float:
+    """Laplace scale b = e^(LN_B0 + s / SCALES_PER_E) of scale index ``s`` (through det_exp: e^x = 1 / e^-x
+    above zero), so the same on every machine."""
+    x = LN_B0 + s / SCALES_PER_E
+    return float(det_exp(np.array([x]))[0]) if x <= 0 else float(1.0 / det_exp(np.array([-x]))[0])
+
+
+def laplace_probabilities(lo: int, hi: int, centre: float, b: float) -> np.ndarray:
+    """P(bin k) for k = lo..hi of a Laplace(centre, b), renormalised on the alphabet: (hi − lo + 1,) float64.
+
+    Each bin's mass is F(k + ½) − F(k − ½) with F the Laplace CDF, written so that only e^(≤ 0) is needed.
+    A floor of 2^-30 keeps every symbol codable (constriction gives each at least its smallest probability).
+    """
+    k = np.arange(lo, hi + 1, dtype=np.float64)
+    upper, lower = (k + 0.5 - centre) / b, (k - 0.5 - centre) / b
+
+    def cdf(z):  # Laplace CDF at z (in units of b)
+        return np.where(z < 0, 0.5 * det_exp(np.minimum(z, 0.0)), 1.0 - 0.5 * det_exp(-np.maximum(z, 0.0)))
+
+    p = np.maximum(cdf(upper) - cdf(lower), 2.0 ** -30)
+    return p / p.sum()
+
+
+class LatentTables:
+    """The NUM_SCALES × OFFSETS latent models over residuals −RADIUS..RADIUS, built on first use."""
+
+    def __init__(self):
+        self._models: dict[int, object] = {}
+        self._bits: dict[int, np.ndarray] = {}
+
+    @staticmethod
+    def index(scale_index: np.ndarray, offset: np.ndarray) -> np.ndarray:
+        return scale_index * OFFSETS + offset
+
+    def probabilities(self, t: int) -> np.ndarray:
+        s, o = divmod(int(t), OFFSETS)
+        return laplace_probabilities(-RADIUS, RADIUS, o / OFFSETS, scale_of(s))
+
+    def model(self, t: int):
+        if t not in self._models:
+            self._models[t] = constriction.stream.model.Categorical(self.probabilities(t), perfect=False)
+        return self._models[t]
+
+    def bits(self, t: int) -> np.ndarray:
+        """−log2 P of each residual under table ``t`` (the rate estimate the encoder's search uses)."""
+        if t not in self._bits:
+            self._bits[t] = -np.log2(self.probabilities(t))
+        return self._bits[t]
+
+
+TABLES = LatentTables()
+
+
+def grouped(table: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Positions of a pass grouped by table index, ascending; within a group in position order. Encoder and
+    decoder both code a pass group by group in this order, each group with one fixed model."""
+    order = np.argsort(table, kind="stable")
+    sorted_t = table[order]
+    starts = np.flatnonzero(np.r_[True, sorted_t[1:] != sorted_t[:-1]]) if len(order) else np.array([], int)
+    ends = np.r_[starts[1:], len(order)]
+    return [(int(sorted_t[a]), order[a:b]) for a, b in zip(starts, ends)]
+
+
+def encode_residuals(encoder, residuals: np.ndarray, table: np.ndarray) -> None:
+    """Code one pass: residuals (n,) int in −RADIUS..RADIUS, table (n,) int table indices."""
+    for t, where in grouped(table):
+        encoder.encode((residuals[where] + RADIUS).astype(np.int32), TABLES.model(t))
+
+
+def decode_residuals(decoder, table: np.ndarray) -> np.ndarray:
+    out = np.empty(len(table), dtype=np.int64)
+    for t, where in grouped(table):
+        out[where] = np.asarray(decoder.decode(TABLES.model(t), len(where)), dtype=np.int64) - RADIUS
+    return out
+
+
+def residual_bits(residuals: np.ndarray, table: np.ndarray) -> float:
+    """Bits the pass will cost (to within the range coder's few bytes)."""
+    return float(sum(TABLES.bits(t)[residuals[where] + RADIUS].sum() for t, where in grouped(table)))
+
+
+# ---- network weights ------------------------------------------------------------------------------------
+
+MAX_ALPHABET = 1 << 16  # symbols a weight tensor's range may span (the reader checks before building a table)
+
+
+def weight_model(lo: int, hi: int, scale_index: int):
+    return constriction.stream.model.Categorical(laplace_probabilities(lo, hi, 0.0, scale_of(scale_index)),
+                                                 perfect=False)
+
+
+def fit_scale_index(symbols: np.ndarray) -> int:
+    """Scale index nearest the maximum-likelihood Laplace scale (mean absolute value) of integer symbols."""
+    b = max(float(np.mean(np.abs(symbols))) if symbols.size else 0.0, 1e-3)
+    return int(np.clip(round((np.log(b) - LN_B0) * SCALES_PER_E), 0, NUM_SCALES - 1))
+
+
+def weight_bits(symbols: np.ndarray, lo: int, hi: int, scale_index: int) -> float:
+    if lo == hi:
+        return 0.0
+    p = laplace_probabilities(lo, hi, 0.0, scale_of(scale_index))
+    return float(-np.log2(p[symbols - lo]).sum())
+
+
+def encode_weights(encoder, symbols: np.ndarray, lo: int, hi: int, scale_index: int) -> None:
+    if lo != hi:  # a one-symbol alphabet costs nothing
+        encoder.encode((symbols - lo).astype(np.int32), weight_model(lo, hi, scale_index))
+
+
+def decode_weights(decoder, count: int, lo: int, hi: int, scale_index: int) -> np.ndarray:
+    if hi - lo + 1 > MAX_ALPHABET:
+        raise SnfFormatError(f"weight alphabet {lo}..{hi} is larger than {MAX_ALPHABET}")
+    if lo == hi:
+        return np.full(count, lo, dtype=np.int64)
+    return np.asarray(decoder.decode(weight_model(lo, hi, scale_index), count), dtype=np.int64) + lo
