@@ -51,7 +51,8 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
            kbps: float | None = None, psnr: float | None = None, effort: str = "default",
            steps: int | None = None, alpha: str | float | tuple[float, float] = "auto", lr: float | None = None,
            seed: int = 0, tile: int | None = None, device: str = "auto", max_seconds: float | None = None,
-           progress: bool = False, sample_rate: int | None = None, prior: str | None = "auto") -> EncodeResult:
+           progress: bool = False, sample_rate: int | None = None, prior: str | None = "auto",
+           field: str = "auto", lmbda: float | None = None) -> EncodeResult:
     """Encode an image or a sound into ``.snf`` bytes.
 
     source: a media file path (image by extension, anything else as audio), an (H, W, C) uint8 image array,
@@ -63,13 +64,15 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
     would leave fields narrower than 10 at this rate; the image's size or more gives one field for the whole image).
     prior: "auto" starts from the learned prior shipped for the field's shape, where there is one, and codes the
     parameters as residuals from it (a version-2 file); None or "none": random initialisation (version 1).
+    field (images): "tiles" (tiled SIRENs, versions 1–2), "latent" (latent grids, version 3) or "auto" (the one
+    measured better at this rate); lmbda (latent field): the rate-distortion λ itself instead of a rate target.
     With ``output`` the bytes are also written there (atomically).
     """
     if output is not None:
         check_not_input(output, source)
     options = EncodeOptions(bpp=bpp, kbps=kbps, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr,
                             seed=seed, tile=tile, device=device, max_seconds=max_seconds, progress=progress,
-                            prior=prior)
+                            prior=prior, field=field, lmbda=lmbda)
     if isinstance(source, (str, os.PathLike)):
         with _named(source):
             media = read_media(source)

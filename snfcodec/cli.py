@@ -91,6 +91,11 @@ def main():
 @click.option("--kbps", type=float,
               help=f"Audio: target kilobits per second of the whole file [default: {codec.DEFAULT_KBPS}].")
 @click.option("--psnr", type=float, help="Stop fitting once the field reaches this PSNR (dB).")
+@click.option("--field", type=click.Choice(["auto", "tiles", "latent"]), default="auto", show_default=True,
+              help="Images: tiles (tiled SIRENs, .snf v1/v2), latent (latent grids, .snf v3), or auto: the one "
+                   "measured better at this rate (docs/latent.md).")
+@click.option("--lmbda", type=click.FloatRange(min=0, min_open=True),
+              help="Latent field: the rate-distortion trade-off lambda itself, instead of a rate target.")
 @click.option("--effort", type=click.Choice(["fast", "default", "slow"]), default="default", show_default=True,
               help="Step budget.")
 @click.option("--steps", type=click.IntRange(min=0), help="Explicit step budget (overrides --effort).")
@@ -113,14 +118,14 @@ def main():
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file with the results.")
 @_fail_cleanly
-def encode(inputs, output, bpp, kbps, psnr, effort, steps, max_seconds, alpha, lr, seed, tile, device, prior,
+def encode(inputs, output, bpp, kbps, psnr, field, lmbda, effort, steps, max_seconds, alpha, lr, seed, tile, device, prior,
            skip_existing, ray_address, jobs, quiet, as_json):
     """Encode images or sounds into .snf files.
 
     One INPUT file and -o OUT.snf encodes one file. Several INPUTS, or folders (walked for images and sounds),
     with -o OUTDIR encode every one of them, fitting inputs of the same kind and size together.
     """
-    options = dict(bpp=bpp, kbps=kbps, psnr=psnr, effort=effort, steps=steps, alpha=alpha, lr=lr, seed=seed,
+    options = dict(bpp=bpp, kbps=kbps, psnr=psnr, field=field, lmbda=lmbda, effort=effort, steps=steps, alpha=alpha, lr=lr, seed=seed,
                    tile=tile, device=device, max_seconds=max_seconds, prior=prior)
     many = len(inputs) > 1 or os.path.isdir(inputs[0]) or os.path.isdir(output) or output.endswith(("/", os.sep))
     if not many:
@@ -219,6 +224,9 @@ def info(input, as_json):
     if as_json:
         click.echo(json.dumps(data))
         return
+    if data["version"] == 3:
+        click.echo(_latent_info(input, data))
+        return
     f, t = data["field"], data["tiling"]
     shape = "x".join(str(v) for v in reversed(data["shape"]))
     lines = [
@@ -243,6 +251,23 @@ def info(input, as_json):
         lines.append(f"  layer {i // 2} {kind} {tuple(q['shape'])}: step {q['step']:.3g}, "
                      f"symbols [{q['lo']}, {q['hi']}], Laplace loc {q['loc']} scale {q['scale']:.3g}")
     click.echo("\n".join(lines))
+
+
+def _latent_info(input, data) -> str:
+    f = data["field"]
+    lines = [
+        f"file:        {input} ({data['bytes']} bytes, {data['bpp']:.4f} bpp)",
+        "format:      .snf version 3, image (latent grids)",
+        f"signal:      {data['shape'][1]}x{data['shape'][0]}, {data['channels']} channel(s) {data['layout']}",
+        f"latents:     {data['latents']} in {f['levels']} levels (1:1 to 1:{2 ** (f['levels'] - 1)})",
+        f"synthesis:   {f['hidden']} {f['activation']} layers of width {f['width']}, omega0 {f['omega0']:g}",
+        f"context:     two networks of width {f['context_width']}",
+        f"parameters:  {data['parameters']}",
+    ]
+    for q in data["tensors"]:
+        lines.append(f"  {q['role']:9} {tuple(q['shape'])}: exponent {q['exponent']}, symbols [{q['lo']}, "
+                     f"{q['hi']}], Laplace scale index {q['scale_index']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

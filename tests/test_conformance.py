@@ -29,4 +29,4 @@ def test_conformance_files_are_valid_and_described():
     infos = [snfcodec.info(os.path.join(DIR, e["file"])) for e in MANIFEST]
     assert {"L", "RGB", "RGBA"} <= {i["layout"] for i in infos}
     assert {1, 2} <= {i["channels"] for i in infos if i["kind"] == "audio"}
-    assert {1, 2} <= {i["version"] for i in infos}  # files without and with a learned prior
+    assert {1, 2, 3} <= {i["version"] for i in infos}  # without and with a learned prior; latent grids

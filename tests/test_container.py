@@ -32,8 +32,8 @@ def test_round_trip():
 
 def test_unknown_version_is_refused_with_a_clear_message(resign):
     data = bytearray(container.write(_header(), b""))
-    data[4] = 3
-    with pytest.raises(SnfFormatError, match="version 3 is not supported"):
+    data[4] = 4
+    with pytest.raises(SnfFormatError, match="version 4 is not supported"):
         container.read(resign(bytes(data)))
 
 

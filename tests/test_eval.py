@@ -87,6 +87,18 @@ def test_tiny_image_sweep_writes_all_outputs(tmp_path, photo32):
     assert "BD-rate" in rd.format_table(summary)
 
 
+def test_sweep_of_two_fields_gives_each_its_curve_and_bd_rates(tmp_path, photo32):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(photo32).save(folder / "im.png")
+    summary = rd.run(str(folder), "image", str(tmp_path / "out"), rates=(14.0, 20.0), effort="fast",
+                     progress=False, fields=("tiles", "latent"))
+    assert {"snfcodec", "snfcodec-latent"} <= set(summary["curves"])
+    assert set(summary["bd_rate"]) == {"jpeg", "webp", "avif", "jpeg2000"}
+    assert set(summary["bd_rate_of"]["snfcodec-latent"]) == {"snfcodec", "jpeg", "webp", "avif", "jpeg2000"}
+    assert "BD-rate of snfcodec-latent" in rd.format_table(summary)
+
+
 def test_seam_ratio_sees_hard_tile_edges_and_ignores_smooth_ones():
     from snfcodec.eval.metrics import seam_ratio
 

@@ -31,6 +31,10 @@ CASES = [
     ("rgb_tiled_80x72", "RGB", (80, 72), {"bpp": 3.0, "steps": 40}, [{"scale": 1.37}]),
     # Version 2: the field the presets choose here (width 17, one 64-pixel tile) has a shipped prior.
     ("rgb_prior_64x64", "RGB", (64, 64), {"bpp": 1.5, "steps": 40, "prior": "auto"}, [{"scale": 1.5}]),
+    # Version 3: latent grids (§8), written on a CPU.
+    ("rgb_latent_48x32", "RGB", (48, 32), {"field": "latent", "bpp": 10.0, "steps": 40},
+     [{"scale": 2}, {"crop": [5, 3, 20, 15], "scale": 1.5}, {"size": [13, 9]}]),
+    ("gray_latent_40x40", "L", (40, 40), {"field": "latent", "bpp": 9.0, "steps": 40}, [{"scale": 0.5}]),
 ]
 AUDIO_CASES = [
     # name, (start, stop, step) samples of the speech sample (48 kHz; step 6: every sixth, taken as 8 kHz),
@@ -52,8 +56,9 @@ def decoded_sha256(data: bytes, request: dict) -> str:
 def _record(manifest: list, name: str, encode, extra: list, force: bool) -> None:
     path = os.path.join(HERE, f"{name}.snf")
     if force or not os.path.exists(path):
+        data = encode()  # before opening: a failed encode leaves no file
         with open(path, "wb") as f:
-            f.write(encode())
+            f.write(data)
     with open(path, "rb") as f:
         data = f.read()
     manifest.append({"file": f"{name}.snf", "decodes": [

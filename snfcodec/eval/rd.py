@@ -1,6 +1,7 @@
 """Rate-distortion sweep of snfcodec against the codecs people use.
 
     python -m snfcodec.eval.rd --images DIR --out DIR [--rates 1,2,4] [--effort fast] [--quick] [--crops]
+        [--field tiles,latent]
     python -m snfcodec.eval.rd --audio DIR --out DIR [--rates 16,32,64] [--quick]
 
 Writes ``results.csv`` (one row per item × codec × setting), ``summary.json`` (mean curve per codec and the
@@ -69,10 +70,11 @@ def _items(folder: str, kind: str) -> list[str]:
     return [p for p in paths if not image_extension_ok(p) and not p.endswith((".txt", ".md", ".json", ".csv"))]
 
 
-def _snf_rows(path, signal, sample_rate, kind, rates, effort, seed, files: dict):
+def _snf_rows(path, signal, sample_rate, kind, rates, effort, seed, files: dict, field: str = "auto",
+              name: str = "snfcodec"):
     """One row per rate; ``files[rate]`` keeps each encoded file (for the crops)."""
     for rate in rates:
-        options = {"bpp": rate} if kind == "image" else {"kbps": rate, "sample_rate": sample_rate}
+        options = {"bpp": rate, "field": field} if kind == "image" else {"kbps": rate, "sample_rate": sample_rate}
         start = time.perf_counter()
         result = snfcodec.encode(signal, effort=effort, seed=seed, **options)
         encode_seconds = time.perf_counter() - start
@@ -80,7 +82,7 @@ def _snf_rows(path, signal, sample_rate, kind, rates, effort, seed, files: dict)
         decoded = snfcodec.decode(result.data)
         decode_seconds = time.perf_counter() - start
         files[rate] = result.data
-        yield _row(path, "snfcodec", rate, result.data, signal, decoded, sample_rate, kind, encode_seconds,
+        yield _row(path, name, rate, result.data, signal, decoded, sample_rate, kind, encode_seconds,
                    decode_seconds)
 
 
@@ -151,14 +153,15 @@ def summarise(rows: list[Row]) -> dict:
         # Settings an encoder clamps (LAME has no MP3 below 32 kb/s at 48 kHz) give the same file twice.
         unique = {(round(p["rate"], 9), round(p["psnr"], 9)): p for p in points}
         curves[codec] = sorted(unique.values(), key=lambda p: p["rate"])
-    bd = {}
-    if "snfcodec" in curves:
-        snf = curves["snfcodec"]
-        for codec, points in curves.items():
-            if codec != "snfcodec":
-                bd[codec] = bd_rate([p["rate"] for p in points], [p["psnr"] for p in points],
-                                    [p["rate"] for p in snf], [p["psnr"] for p in snf])
-    return {"curves": curves, "bd_rate": bd}
+    def bd_of(name):
+        snf = curves[name]
+        return {codec: bd_rate([p["rate"] for p in points], [p["psnr"] for p in points],
+                               [p["rate"] for p in snf], [p["psnr"] for p in snf])
+                for codec, points in curves.items() if codec != name}
+
+    others = [c for c in curves if c.startswith("snfcodec-")]  # further fields of a --field a,b run
+    bd = {k: v for k, v in bd_of("snfcodec").items() if k not in others} if "snfcodec" in curves else {}
+    return {"curves": curves, "bd_rate": bd, "bd_rate_of": {c: bd_of(c) for c in others}}
 
 
 def plot(summary: dict, kind: str, path: str, anchors: bool) -> None:
@@ -187,7 +190,9 @@ def plot(summary: dict, kind: str, path: str, anchors: bool) -> None:
 
 
 def run(folder: str, kind: str, out: str, rates, effort: str, seed: int = 0, anchors: bool = True,
-        progress: bool = True, crops: bool = False, crop_rate: float = CROP_RATE) -> dict:
+        progress: bool = True, crops: bool = False, crop_rate: float = CROP_RATE, fields=("auto",)) -> dict:
+    """fields (images): the first is the curve called "snfcodec" (its BD-rates are the summary's), every
+    further one is "snfcodec-FIELD" with its BD-rates against all the others in ``bd_rate_of``."""
     items = _items(folder, kind)
     if not items:
         raise click.UsageError(f"{folder}: no {kind} files found")
@@ -199,15 +204,19 @@ def run(folder: str, kind: str, out: str, rates, effort: str, seed: int = 0, anc
         else:
             samples, sample_rate = read_audio(path)
             loaded.append((path, samples, sample_rate))
-    per_item = len(rates) + sum(len(c.settings) for c in (IMAGE_CODECS if kind == "image" else AUDIO_CODECS))
+    fields = tuple(fields) if kind == "image" else ("auto",)
+    per_item = len(fields) * len(rates) + sum(len(c.settings) for c in (IMAGE_CODECS if kind == "image" else AUDIO_CODECS))
     rows: list[Row] = []
     start = time.perf_counter()
     with tqdm(total=per_item * len(items), desc="rd sweep", disable=not progress, unit="encode") as bar:
         for path, signal, sample_rate in loaded:
             files: dict = {}
-            for row in _snf_rows(path, signal, sample_rate, kind, rates, effort, seed, files):
-                rows.append(row)
-                bar.update(1)
+            for i, field in enumerate(fields):
+                name = "snfcodec" if i == 0 else f"snfcodec-{field}"
+                for row in _snf_rows(path, signal, sample_rate, kind, rates, effort, seed,
+                                     files if i == 0 else {}, field, name):
+                    rows.append(row)
+                    bar.update(1)
             for row in _baseline_rows(path, signal, sample_rate, kind):
                 rows.append(row)
                 bar.update(1)
@@ -246,6 +255,9 @@ def format_table(summary: dict) -> str:
         bd_text = "" if bd is None else ("no overlap" if math.isnan(bd) else f"{bd:+.1f} %")
         lines.append(f"{codec:10s} {len(points):6d} {min(rates):8.3f}–{max(rates):<9.3f} "
                      f"{min(psnrs):8.2f}–{max(psnrs):<9.2f} {bd_text:>20s}")
+    for name, bds in summary.get("bd_rate_of", {}).items():
+        lines.append(f"BD-rate of {name}: " + ", ".join(
+            f"{c} {'no overlap' if math.isnan(v) else f'{v:+.1f} %'}" for c, v in bds.items()))
     lines.append(f"wall time {summary['wall_seconds']:.0f} s; negative BD-rate: snfcodec needs fewer bits")
     return "\n".join(lines)
 
@@ -269,22 +281,28 @@ def _parse_rates(ctx, param, value):
 @click.option("--rates", callback=_parse_rates, help="snfcodec rates: bpp for images, kb/s for audio.")
 @click.option("--effort", type=click.Choice(["fast", "default", "slow"]), help="snfcodec effort.")
 @click.option("--quick", is_flag=True, help="3 rates at fast effort.")
+@click.option("--field", "fields", default="auto", show_default=True,
+              help="Images: snfcodec field(s), comma-separated (auto, tiles, latent); the first is 'snfcodec'.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--anchors/--no-anchors", default=True, show_default=True,
               help="Draw published reference curves (other data sets) on the plot.")
 @click.option("--crops", is_flag=True, help="Images: also write crops/NAME.png, the same region from every codec.")
 @click.option("--crop-rate", type=click.FloatRange(min=0, min_open=True), default=CROP_RATE, show_default=True,
               help="The crops show the snfcodec rate nearest to this (bpp).")
-def main(images, audio, out, rates, effort, quick, seed, anchors, crops, crop_rate):
+def main(images, audio, out, rates, effort, quick, fields, seed, anchors, crops, crop_rate):
     """Rate-distortion curves of snfcodec and classical codecs on a folder of media."""
     if (images is None) == (audio is None):
         raise click.UsageError("give exactly one of --images DIR or --audio DIR")
     kind = "image" if images else "audio"
     rates = rates or (QUICK_RATES if quick else RATES)[kind]
     effort = effort or ("fast" if quick else "default")
+    fields = tuple(f.strip() for f in fields.split(","))
+    if any(f not in ("auto", "tiles", "latent") for f in fields) or len(set(fields)) != len(fields):
+        raise click.BadParameter(f"expected distinct fields among auto, tiles, latent, got {','.join(fields)}",
+                                 param_hint="--field")
     try:
         summary = run(images or audio, kind, out, rates, effort, seed, anchors, progress=sys.stderr.isatty(),
-                      crops=crops, crop_rate=crop_rate)
+                      crops=crops, crop_rate=crop_rate, fields=fields)
     except SnfError as exc:
         click.echo(f"snfcodec.eval.rd: error: {exc}", err=True)
         sys.exit(1)

@@ -1,4 +1,4 @@
-"""The ``.snf`` version-3 container: a latent-grid image field. Normative text: ``formats/snf.md`` §6.
+"""The ``.snf`` version-3 container: a latent-grid image field. Normative text: ``formats/snf.md`` §8.
 
 Same prefix and trailing CRC-32 as versions 1 and 2 (:mod:`snfcodec.container`), then a fixed header (image
 size, channels, the field's shape), one record per network tensor (its quantization and entropy model), and

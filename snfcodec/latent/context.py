@@ -7,7 +7,7 @@ in the second pass, its four neighbours in its own level (all anchors, already d
 vectorised evaluation — 2 × levels passes, no loop over latents. Two networks (one per pass, shared by the
 levels), each two ReLU layers of ``width`` and a linear output (μ, ln b) of a Laplace distribution.
 
-Integer-exact form (normative, ``formats/snf.md`` §6): weights are integers in units of 2^-8, latents are
+Integer-exact form (normative, ``formats/snf.md`` §8): weights are integers in units of 2^-8, latents are
 integers, and every product and sum is computed in binary64 on integer values below 2^53, so the result is the
 same exact integer whatever the summation order or the BLAS; scaling down is floor division by 2^8.
 """

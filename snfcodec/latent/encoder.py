@@ -23,13 +23,13 @@ from .context import IntegerContext, quantize_context
 from .field import LatentConfig, LatentField
 from .grids import Upsampler
 from .synthesis import run
-from .train import TrainOptions, TrainReport, initial_lambda, train
+from .train import TrainOptions, TrainReport, train
 
 CONTEXT_SHIFTS = (0, 1, 2, 3, 4)  # candidate context-weight steps 2^(shift - 8)
 SYNTH_EXPONENTS = tuple(range(4, 13))  # candidate synthesis steps 2^-q
 NETWORK_BITS_GUESS = 8.0  # bits a network parameter costs, for training's rate estimate
 DEADZONE_MAX = 2.0
-DEADZONE_RESOLUTION = 1 / 256
+DEADZONE_RESOLUTION = 2.0 ** -20  # fine: straight-through training piles latents up at rounding boundaries
 SLACK_BYTES = 8  # the range coder's flush (two words) over the bits the tables count
 
 
@@ -159,7 +159,7 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
         data = bitstream.write(header, coding.finish(encoder))
         if budget is None or len(data) <= budget or deadzone >= DEADZONE_MAX:
             break
-        deadzone = min(DEADZONE_MAX, deadzone + 4 * DEADZONE_RESOLUTION)
+        deadzone = min(DEADZONE_MAX, 1.01 * deadzone + DEADZONE_RESOLUTION)  # the coder spent a few bytes more
     if budget is not None and len(data) > budget:
         raise SnfInputError(f"could not meet the rate target of {budget} bytes; ask for a higher rate")
     return LatentEncoded(data, report, deadzone, fit_seconds)

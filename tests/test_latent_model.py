@@ -1,0 +1,144 @@
+"""The latent field's parts (snfcodec.latent.grids, .context, .tables): the training path computes what the
+coding path codes, and the integer entropy model is exactly the reference arithmetic."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from snfcodec.grid import pixel_centres
+from snfcodec.latent import grids, tables
+from snfcodec.latent.context import (FEATURES, FRAC, MAX_ACT, MAX_LATENT, ContextModel, IntegerContext,
+                                     checkerboard, features, laplace_bits, quantize_context)
+
+
+def _pyramid(rng, shapes, spread=3.0):
+    return [torch.from_numpy(np.round(rng.normal(0, spread, s))).double() for s in shapes]
+
+
+def test_level_shapes_halve_with_ceiling():
+    assert grids.level_shapes(33, 20, 4) == [(33, 20), (17, 10), (9, 5), (5, 3)]
+
+
+def test_upsampling_matches_torch_bicubic_at_power_of_two_scales():
+    """At 2^l × the level's own size the cubic reading is torch's bicubic (a = −0.75, border clamped)."""
+    rng = np.random.default_rng(0)
+    H, W = 32, 48
+    shapes = grids.level_shapes(H, W, 4)
+    pyramid = _pyramid(rng, shapes)
+    up = grids.Upsampler(shapes, pixel_centres(H), pixel_centres(W), torch.float64)(pyramid)
+    for l, g in enumerate(pyramid):
+        ref = torch.nn.functional.interpolate(g[None, None], scale_factor=2 ** l, mode="bicubic",
+                                              align_corners=False)[0, 0]
+        np.testing.assert_allclose(up[..., l].numpy(), ref.numpy(), atol=1e-9)
+    np.testing.assert_array_equal(up[..., 0].numpy(), pyramid[0].numpy())  # level 0 reads back its samples
+
+
+def test_dense_and_gathered_readings_agree(monkeypatch):
+    rng = np.random.default_rng(1)
+    shapes = grids.level_shapes(20, 28, 3)
+    pyramid = _pyramid(rng, shapes)
+    rows, cols = np.linspace(0.1, 19.7, 37), np.linspace(-0.5, 28.5, 11)  # off-grid, past the border
+    dense = grids.Upsampler(shapes, rows, cols, torch.float64)(pyramid)
+    monkeypatch.setattr(grids, "DENSE_LIMIT", 0)
+    gathered = grids.Upsampler(shapes, rows, cols, torch.float64)(pyramid)
+    np.testing.assert_allclose(dense.numpy(), gathered.numpy(), atol=1e-12)
+
+
+def test_float_context_level_equals_features_then_networks():
+    """Training's convolutional path gives every position the prediction of its own decoding pass."""
+    gen = torch.Generator().manual_seed(0)
+    model = ContextModel(8, gen).double()
+    rng = np.random.default_rng(2)
+    grid, parent = _pyramid(rng, [(9, 12), (5, 6)])
+    mu, log_b = model.level(grid, parent)
+    for p in (0, 1):
+        where = torch.from_numpy(checkerboard(9, 12, p))
+        known = grid.clone().reshape(-1)
+        if p == 0:
+            known[:] = 0  # pass 0 sees no latent of its own level
+        else:
+            known[torch.from_numpy(checkerboard(9, 12, 1))] = 0  # pass 1 sees only the anchors
+        x = features(known.reshape(9, 12), parent)[where]
+        ref_mu, ref_log_b = model(p, x)
+        np.testing.assert_allclose(mu.reshape(-1)[where].detach().numpy(), ref_mu.detach().numpy(), atol=1e-10)
+        np.testing.assert_allclose(log_b.reshape(-1)[where].detach().numpy(), ref_log_b.detach().numpy(),
+                                   atol=1e-10)
+
+
+def _reference_predict(weights, p, x):
+    """The integer model of formats/snf.md §6 in Python integers, one latent at a time."""
+    w0, b0, w1, b1, w2, b2 = [w.tolist() for w in weights[6 * p:6 * p + 6]]
+    s, out = 1 << FRAC, []
+    for row in x.tolist():
+        row = [int(v) for v in row[:FEATURES[p]]]
+        h = [min(max(sum(row[i] * w0[i][j] for i in range(len(row))) + b0[j], 0), int(MAX_ACT))
+             for j in range(len(b0))]
+        h = [min(max((sum(h[i] * w1[i][j] for i in range(len(h))) + b1[j] * s) // s, 0), int(MAX_ACT))
+             for j in range(len(b1))]
+        o = [(sum(h[i] * w2[i][j] for i in range(len(h))) + b2[j] * s) // s for j in range(2)]
+        mu = min(max(o[0], -MAX_LATENT * s), MAX_LATENT * s)
+        quarter = (mu + 32) // 64
+        m, offset = divmod(quarter, tables.OFFSETS)
+        scale = min(max((tables.SCALES_PER_E * (o[1] - tables.LN_B0 * s) + 128) // s, 0), tables.NUM_SCALES - 1)
+        out.append((scale * tables.OFFSETS + offset, m))
+    return out
+
+
+def test_integer_context_equals_python_integer_reference():
+    gen = torch.Generator().manual_seed(3)
+    model = ContextModel(6, gen)
+    with torch.no_grad():
+        for t in model.parameters():
+            t.mul_(4.0)  # larger activations, so the clamps and floors are exercised
+    weights = quantize_context(model, [1] * 12)
+    weights = [w << 1 for w in weights]
+    ctx = IntegerContext(weights)
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(rng.integers(-MAX_LATENT, MAX_LATENT + 1, (200, 13)).astype(np.float64))
+    for p in (0, 1):
+        table, centre = ctx.predict(p, x)
+        assert list(zip(table.tolist(), centre.tolist())) == _reference_predict(weights, p, x)
+        assert table.min() >= 0 and table.max() < tables.NUM_SCALES * tables.OFFSETS
+
+
+def test_deterministic_exp_is_exp():
+    x = -np.linspace(0, 60, 6001)
+    np.testing.assert_allclose(tables.det_exp(x), np.exp(x), rtol=1e-14)
+    assert tables.scale_of(0) == pytest.approx(math.exp(tables.LN_B0), rel=1e-15)
+
+
+def test_laplace_bits_are_the_coded_tables_bits():
+    """The training rate of a rounded latent is −log2 of the table the coder uses for it."""
+    s, offset = 20, 1
+    b = tables.scale_of(s)
+    centre = offset / tables.OFFSETS
+    residuals = np.arange(-4, 6)  # under 16 bits, where training's clamp does not apply
+    trained = laplace_bits(torch.from_numpy(residuals.astype(np.float64)), torch.tensor(centre),
+                           torch.tensor(math.log(b)))
+    coded = tables.TABLES.bits(s * tables.OFFSETS + offset)[residuals + tables.RADIUS]
+    np.testing.assert_allclose(trained.numpy(), coded, rtol=1e-6)
+
+
+def test_residuals_round_trip_through_the_range_coder():
+    rng = np.random.default_rng(5)
+    table = rng.integers(0, tables.NUM_SCALES * tables.OFFSETS, 500)
+    residuals = np.clip(np.round(rng.laplace(0, 4, 500)), -tables.RADIUS, tables.RADIUS).astype(np.int64)
+    from snfcodec.latent import coding
+    enc = coding.new_encoder()
+    tables.encode_residuals(enc, residuals, table)
+    dec = coding.new_decoder(coding.finish(enc))
+    np.testing.assert_array_equal(tables.decode_residuals(dec, table), residuals)
+
+
+def test_weights_round_trip_and_their_bits():
+    from snfcodec.latent import coding
+    rng = np.random.default_rng(6)
+    symbols = np.round(rng.laplace(0, 30, 1000)).astype(np.int64)
+    lo, hi, s = int(symbols.min()), int(symbols.max()), tables.fit_scale_index(symbols)
+    enc = coding.new_encoder()
+    tables.encode_weights(enc, symbols, lo, hi, s)
+    data = coding.finish(enc)
+    np.testing.assert_array_equal(tables.decode_weights(coding.new_decoder(data), 1000, lo, hi, s), symbols)
+    assert abs(8 * len(data) - tables.weight_bits(symbols, lo, hi, s)) <= 64
