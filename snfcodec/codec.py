@@ -483,7 +483,8 @@ def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> Enco
     bpp = None if options.lmbda is not None and options.bpp is None else 8 * item.budget_bytes / (H * W)
     encoded = latent.encoder.encode(item.original, item.layout_code, latent.encoder.LatentOptions(
         presets.latent_config(H, W, bpp), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,
-        seed=int(options.seed), max_seconds=options.max_seconds, progress=options.progress))
+        lr_network=presets.LATENT_LR_NETWORK, seed=int(options.seed), max_seconds=options.max_seconds,
+        progress=options.progress))
     field = latent.decoder.read_field(encoded.data)
     decoded = latent.decoder.sample(field, *image_axes(field.header))
     report = encoded.report

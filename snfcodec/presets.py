@@ -174,7 +174,8 @@ def auto_lr(config: FieldConfig, alpha: tuple[float, float]) -> float:
 # ---- the latent field (version 3, snfcodec.latent) ---------------------------------------------------------
 # Chosen on training-side 768×512 photos (docs/latent.md); Kodak was not used.
 LATENT_STEPS = {"fast": 300, "default": 600, "slow": 2000}
-LATENT_LR = 0.1  # Adam learning rate of the latents (the networks': snfcodec.latent.train.TrainOptions)
+LATENT_LR = 0.1  # Adam learning rate of the latents
+LATENT_LR_NETWORK = 0.02  # and of the synthesis and context networks
 LATENT_ALPHA = (1.0, 1.0)  # weight scaling of the sine synthesis
 # The latent field is the default only where it measured better than the tiled one (docs/latent.md).
 LATENT_DEFAULT_BPP: tuple[float, float] | None = None  # (lowest, highest) rate at which "auto" picks it

@@ -158,3 +158,16 @@ def test_crafted_files_end_in_format_errors_or_images(encoded48, resign, data):
     except SnfFormatError:
         return
     assert out.dtype == np.uint8 and out.ndim == 3
+
+
+def test_encode_many_writes_the_files_one_encode_writes(tmp_path, photo48):
+    for i in range(2):
+        Image.fromarray(np.roll(photo48, 7 * i, axis=1)).save(tmp_path / f"im{i}.png")
+    results = list(snfcodec.encode_many([tmp_path / "im0.png", tmp_path / "im1.png"], tmp_path / "out",
+                                        field="latent", bpp=BPP, steps=20))
+    assert [r.status for r in results] == ["ok", "ok"]
+    for r in results:
+        data = open(r.output, "rb").read()
+        assert container.version_of(data) == 3
+        single = snfcodec.encode(r.source, field="latent", bpp=BPP, steps=20)
+        assert single.data == data

@@ -31,8 +31,8 @@ MAX_SYNTH_SHIFT = 16  # synthesis steps 2^-0 … 2^-16
 _PREFIX = struct.Struct("<4sBBHII")  # as container: magic, version, kind, flags, header_length, payload_length
 _FIXED = struct.Struct("<IIBBBBBBBBf")  # H, W, channels, layout, levels, width, hidden, activation, context
 # width, reserved, ω₀
-_SYNTH = struct.Struct("<BBhh")  # step exponent (step 2^-q), scale index, lo, hi
-_CONTEXT = struct.Struct("<BBhh")  # shift (weights are symbol · 2^shift in units 2^-8), scale index, lo, hi
+_RECORD = struct.Struct("<BBhh")  # per tensor: exponent (synthesis: step 2^-q; context: weights are symbol · 2^q
+# in units 2^-8), scale index, lo, hi
 _CRC = struct.Struct("<I")
 
 
@@ -92,10 +92,8 @@ def write(header: LatentHeader, payload: bytes) -> bytes:
     c = header.config
     body = _FIXED.pack(header.height, header.width, header.channels, header.layout_code, c.levels, c.width,
                        c.hidden, ACTIVATIONS.index(c.activation), c.context_width, 0, c.omega0)
-    for t in header.synthesis:
-        body += _SYNTH.pack(t.exponent, t.scale_index, t.lo, t.hi)
-    for t in header.context:
-        body += _CONTEXT.pack(t.exponent, t.scale_index, t.lo, t.hi)
+    for t in header.synthesis + header.context:
+        body += _RECORD.pack(t.exponent, t.scale_index, t.lo, t.hi)
     data = _PREFIX.pack(MAGIC, VERSION, header.kind, 0, len(body), len(payload)) + body + payload
     return data + _CRC.pack(zlib.crc32(data))
 
@@ -103,7 +101,7 @@ def write(header: LatentHeader, payload: bytes) -> bytes:
 def header_size(config: LatentConfig) -> int:
     """Bytes of a file outside its payload."""
     n_synth = 2 * (config.hidden + 1)
-    return _PREFIX.size + _FIXED.size + n_synth * _SYNTH.size + 12 * _CONTEXT.size + _CRC.size
+    return _PREFIX.size + _FIXED.size + (n_synth + 12) * _RECORD.size + _CRC.size
 
 
 def _fail(offset: int, what: str):
@@ -139,12 +137,12 @@ def read(data: bytes) -> tuple[LatentHeader, bytes]:
     pos += _FIXED.size
     config = LatentConfig(levels, width, hidden, ACTIVATIONS[act], float(omega0), cwidth)
     n_synth, n_ctx = 2 * (hidden + 1), 12
-    if end - pos != n_synth * _SYNTH.size + n_ctx * _CONTEXT.size:
+    if end - pos != (n_synth + n_ctx) * _RECORD.size:
         _fail(pos, f"header length {hlen} does not match {n_synth} + {n_ctx} tensor records")
     codes = []
     for i in range(n_synth + n_ctx):
         synth = i < n_synth
-        q, s, lo, hi = (_SYNTH if synth else _CONTEXT).unpack_from(data, pos)
+        q, s, lo, hi = _RECORD.unpack_from(data, pos)
         if not lo <= hi:
             _fail(pos, f"tensor {i}: symbol range [{lo}, {hi}] is empty")
         if s >= tables.NUM_SCALES:
@@ -154,7 +152,7 @@ def read(data: bytes) -> tuple[LatentHeader, bytes]:
         if not synth and (q > FRAC + 7 or max(-lo, hi) << q > MAX_WEIGHT):
             _fail(pos, f"tensor {i}: context weights [{lo}, {hi}] << {q} exceed {MAX_WEIGHT}")
         codes.append(TensorCode(q, s, lo, hi))
-        pos += _SYNTH.size
+        pos += _RECORD.size
     header = LatentHeader(H, W, C, layout, config, tuple(codes[:n_synth]), tuple(codes[n_synth:]))
     return header, data[end:end + plen]
 

@@ -40,8 +40,8 @@ class LatentOptions:
     bpp: float | None = None  # whole-file target; None: ``lmbda``
     lmbda: float | None = None
     alpha: tuple[float, float] = (1.0, 1.0)  # weight scaling of the sine synthesis (first, hidden layers)
-    lr_latent: float = 0.03
-    lr_network: float = 0.005
+    lr_latent: float = 0.1
+    lr_network: float = 0.02
     noise_fraction: float = 0.75
     seed: int = 0
     max_seconds: float | None = None

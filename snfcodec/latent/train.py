@@ -42,8 +42,8 @@ def initial_lambda(bpp: float) -> float:
 @dataclass
 class TrainOptions:
     steps: int
-    lr_latent: float = 0.03
-    lr_network: float = 0.005
+    lr_latent: float = 0.1
+    lr_network: float = 0.02
     noise_fraction: float = 0.75
     lmbda: float | None = None  # fixed λ; None: follow target_bpp
     target_bpp: float | None = None  # bits per pixel the latents and networks should use together
