@@ -59,7 +59,7 @@ class TrainReport:
     lmbda: float
     psnr: float  # of the last step's (rounded or noisy) output, on [0, 1] pixels
     bpp: float  # the last step's rate estimate, networks included
-    history: list = field(default_factory=list)  # (step, seconds, psnr, bpp) every 10 steps
+    history: list = field(default_factory=list)  # (step, seconds, psnr, bpp, λ, rounded-rate mean) every 10 steps
 
 
 def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> TrainReport:
