@@ -277,6 +277,13 @@ def read_field(data: bytes) -> tuple[Header, list[torch.Tensor]]:
     return header, tensors
 
 
+def _check_output_size(values: int, max_samples: int) -> None:
+    """Refuse a decode request whose output would exceed ``max_samples`` values, before allocating it."""
+    if values > max_samples:
+        raise SnfFormatError(f"decoding would produce {values} values, more than the limit of {max_samples}; "
+                             "ask for a smaller size or raise max_samples")
+
+
 def sample_field(header: Header, tensors: list[torch.Tensor], axes: list[np.ndarray],
                  convert: Callable[[np.ndarray], np.ndarray], dtype: np.dtype,
                  max_samples: int = DEFAULT_MAX_SAMPLES) -> np.ndarray:
@@ -288,9 +295,7 @@ def sample_field(header: Header, tensors: list[torch.Tensor], axes: list[np.ndar
     """
     shape = tuple(len(a) for a in axes) + (header.channels,)
     values = math.prod(shape)
-    if values > max_samples:
-        raise SnfFormatError(f"decoding would produce {values} values, more than the limit of {max_samples}; "
-                             "ask for a smaller size or raise max_samples")
+    _check_output_size(values, max_samples)
     # Upper bound of the work: every point is evaluated by at most 2^D tiles.
     work = values // header.channels * 2 ** len(axes) * header.field.params_per_field()
     if work > MAX_DECODE_WORK:
@@ -442,10 +447,11 @@ def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
     H, W, C = pixels.shape
     if options.kbps is not None:
         raise SnfInputError("kbps is a rate for audio; give images a rate in bits per pixel (bpp)")
-    if options.lmbda is not None and image_field(options, H, W, DEFAULT_BPP) != "latent":
-        raise SnfInputError("lmbda applies to the latent field; add field='latent' (--field latent)")
     bpp = _positive("bpp", options.bpp, DEFAULT_BPP)
-    if image_field(options, H, W, bpp) == "latent":
+    field = image_field(options, bpp)
+    if options.lmbda is not None and field != "latent":
+        raise SnfInputError("lmbda applies to the latent field; add field='latent' (--field latent)")
+    if field == "latent":
         return Prepared(None, torch.empty(0), pixels, container.KIND_IMAGE, C, 0, _image_budget(H, W, bpp),
                         "latent")
     arch = image_architecture(H, W, C, bpp, options.tile)
@@ -453,10 +459,10 @@ def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
     return Prepared(arch, target, pixels, container.KIND_IMAGE, C, 0, _image_budget(H, W, bpp))
 
 
-def image_field(options: EncodeOptions, H: int, W: int, bpp: float) -> str:
+def image_field(options: EncodeOptions, bpp: float) -> str:
     """Which field an image gets: the option, or with "auto" the presets' measured choice."""
     if options.field == "auto":
-        return presets.image_field(H, W, bpp, options.effort)
+        return presets.image_field(bpp)
     if options.field not in ("tiles", "latent"):
         raise SnfInputError(f"field must be auto, tiles or latent, not {options.field!r}")
     return options.field
@@ -482,7 +488,7 @@ def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> Enco
     steps = presets.LATENT_STEPS[options.effort] if options.steps is None else int(options.steps)
     bpp = None if options.lmbda is not None and options.bpp is None else 8 * item.budget_bytes / (H * W)
     encoded = latent.encoder.encode(item.original, item.layout_code, latent.encoder.LatentOptions(
-        presets.latent_config(H, W, bpp), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,
+        presets.latent_config(H, W), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,
         lr_network=presets.LATENT_LR_NETWORK, seed=int(options.seed), max_seconds=options.max_seconds,
         progress=options.progress))
     field = latent.decoder.read_field(encoded.data)
@@ -588,10 +594,7 @@ def decode_image(data: bytes, scale: float | None = None, size: tuple[int, int] 
 
 def _sample_latent(field, scale, size, crop, max_samples) -> np.ndarray:
     rows, cols = image_axes(field.header, scale, size, crop)
-    values = len(rows) * len(cols) * field.header.channels
-    if values > max_samples:
-        raise SnfFormatError(f"decoding would produce {values} values, more than the limit of {max_samples}; "
-                             "ask for a smaller size or raise max_samples")
+    _check_output_size(len(rows) * len(cols) * field.header.channels, max_samples)
     return latent.decoder.sample(field, rows, cols)
 
 
@@ -675,7 +678,7 @@ def decode(data: bytes, scale=None, size=None, crop=None, sample_rate=None,
     if container.version_of(data) == container.VERSION_LATENT:
         if sample_rate is not None:
             raise SnfInputError("sample_rate applies to audio; this file holds an image")
-        return _sample_latent(latent.decoder.read_field(data), scale, size, crop, max_samples)
+        return decode_image(data, scale, size, crop, max_samples)
     header, tensors = read_field(data)
     if header.kind == container.KIND_AUDIO:
         if scale is not None or size is not None or crop is not None:

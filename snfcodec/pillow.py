@@ -67,7 +67,7 @@ class SnfImageFile(ImageFile.ImageFile):
         self._mode = container.IMAGE_LAYOUTS[header.layout_code]
         height, width = header.shape
         self._size = (width, height)
-        self.info["snf_parameters"] = header.to_dict()["parameters"]
+        self.info["snf_parameters"] = header.parameters
         self.tile = [ImageFile._Tile(FORMAT, (0, 0) + self.size, 0, ())]
 
     def draft(self, mode: str | None, size: tuple[int, int] | None):

@@ -181,14 +181,14 @@ LATENT_ALPHA = (1.0, 1.0)  # weight scaling of the sine synthesis
 LATENT_DEFAULT_BPP: tuple[float, float] | None = None  # (lowest, highest) rate at which "auto" picks it
 
 
-def latent_config(H: int, W: int, bpp: float | None):
+def latent_config(H: int, W: int):
     """The latent field's shape for an H×W image: levels down to a coarsest grid of about 8 latents a side."""
     from .latent.field import LatentConfig
     levels = max(1, min(7, int(math.log2(max(1, min(H, W) // 4))) + 1))
     return LatentConfig(levels=levels)
 
 
-def image_field(H: int, W: int, bpp: float, effort: str) -> str:
+def image_field(bpp: float) -> str:
     """"latent" where the latent field measured better than the tiled one, else "tiles"."""
     if LATENT_DEFAULT_BPP is not None and LATENT_DEFAULT_BPP[0] <= bpp <= LATENT_DEFAULT_BPP[1]:
         return "latent"

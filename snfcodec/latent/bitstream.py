@@ -72,14 +72,18 @@ class LatentHeader:
     def context_shapes(self) -> list[tuple[int, ...]]:
         return context_shapes(self.config.context_width)
 
+    @property
+    def parameters(self) -> int:
+        """Network parameters (synthesis and context) the file stores."""
+        return sum(math.prod(s) for s in self.synthesis_shapes() + self.context_shapes())
+
     def to_dict(self) -> dict:
         from ..container import IMAGE_LAYOUTS
-        params = sum(math.prod(s) for s in self.synthesis_shapes() + self.context_shapes())
         latents = sum(math.ceil(self.height / 2 ** l) * math.ceil(self.width / 2 ** l)
                       for l in range(self.config.levels))
         return {"version": VERSION, "kind": "image", "shape": [self.height, self.width], "channels": self.channels,
                 "layout": IMAGE_LAYOUTS[self.layout_code], "sample_rate": 0, "field": asdict(self.config),
-                "latents": latents, "parameters": params,
+                "latents": latents, "parameters": self.parameters,
                 "tensors": [dict(asdict(t), shape=list(s), role=role)
                             for role, codes, shapes in (("synthesis", self.synthesis, self.synthesis_shapes()),
                                                         ("context", self.context, self.context_shapes()))

@@ -108,12 +108,13 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     for shift in CONTEXT_SHIFTS:
         weights = quantize_context(field.context, [shift] * 12)
         ctx = IntegerContext([w << shift for w in weights])
-        grids, _, lat_bits = _latent_pass(shapes, ctx, latents, 0.0)
+        plain = _latent_pass(shapes, ctx, latents, 0.0)
         ctx_symbols, ctx_codes = _context_codes(weights, shift)
-        total = lat_bits + _bits(ctx_symbols, ctx_codes)
+        total = plain[2] + _bits(ctx_symbols, ctx_codes)
         if best is None or total < best[0]:
-            best = (total, ctx, ctx_symbols, ctx_codes, grids)
-    _, ctx, ctx_symbols, ctx_codes, grids = best
+            best = (total, ctx, ctx_symbols, ctx_codes, plain)
+    _, ctx, ctx_symbols, ctx_codes, plain = best
+    grids = plain[0]
     ctx_bits = _bits(ctx_symbols, ctx_codes)
 
     # Synthesis weights: the step with the least MSE + λ · bpp on the rounded latents.
@@ -134,23 +135,26 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     _, syn_symbols, syn_codes, syn_bits = best
     fixed_bits = syn_bits + ctx_bits + overhead_bits
 
-    def size(deadzone: float) -> tuple[int, list]:
-        _, record, lat_bits = _latent_pass(shapes, ctx, latents, deadzone)
-        return math.ceil((fixed_bits + lat_bits) / 8), record
+    def size(latent_pass: tuple) -> int:
+        return math.ceil((fixed_bits + latent_pass[2]) / 8)
 
-    deadzone = 0.0
-    estimate, record = size(0.0)
-    if budget is not None and estimate > budget:
+    deadzone, chosen = 0.0, plain  # chosen: the (grids, record, bits) of the latents coded with ``deadzone``
+    if budget is not None and size(plain) > budget:
         lo, hi = 0.0, DEADZONE_MAX
-        if size(hi)[0] > budget:
+        chosen = _latent_pass(shapes, ctx, latents, hi)
+        if size(chosen) > budget:
             raise SnfInputError(f"could not meet the rate target of {budget} bytes; ask for a higher rate")
         while hi - lo > DEADZONE_RESOLUTION:
             mid = 0.5 * (lo + hi)
-            lo, hi = (lo, mid) if size(mid)[0] <= budget else (mid, hi)
+            trial = _latent_pass(shapes, ctx, latents, mid)
+            if size(trial) <= budget:
+                hi, chosen = mid, trial
+            else:
+                lo = mid
         deadzone = hi
     header = LatentHeader(H, W, C, layout_code, config, tuple(syn_codes), tuple(ctx_codes))
     while True:
-        _, record, _ = _latent_pass(shapes, ctx, latents, deadzone)
+        record = chosen[1]
         encoder = coding.new_encoder()
         for s, c in zip(syn_symbols + ctx_symbols, syn_codes + ctx_codes):
             tables.encode_weights(encoder, s, c.lo, c.hi, c.scale_index)
@@ -160,6 +164,7 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
         if budget is None or len(data) <= budget or deadzone >= DEADZONE_MAX:
             break
         deadzone = min(DEADZONE_MAX, 1.01 * deadzone + DEADZONE_RESOLUTION)  # the coder spent a few bytes more
+        chosen = _latent_pass(shapes, ctx, latents, deadzone)
     if budget is not None and len(data) > budget:
         raise SnfInputError(f"could not meet the rate target of {budget} bytes; ask for a higher rate")
     return LatentEncoded(data, report, deadzone, fit_seconds)

@@ -75,10 +75,6 @@ class LatentTables:
         self._models: dict[int, object] = {}
         self._bits: dict[int, np.ndarray] = {}
 
-    @staticmethod
-    def index(scale_index: np.ndarray, offset: np.ndarray) -> np.ndarray:
-        return scale_index * OFFSETS + offset
-
     def probabilities(self, t: int) -> np.ndarray:
         s, o = divmod(int(t), OFFSETS)
         return laplace_probabilities(-RADIUS, RADIUS, o / OFFSETS, scale_of(s))
