@@ -118,15 +118,15 @@ def main():
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per file with the results.")
 @_fail_cleanly
-def encode(inputs, output, bpp, kbps, psnr, field, lmbda, effort, steps, max_seconds, alpha, lr, seed, tile, device, prior,
-           skip_existing, ray_address, jobs, quiet, as_json):
+def encode(inputs, output, bpp, kbps, psnr, field, lmbda, effort, steps, max_seconds, alpha, lr, seed, tile, device,
+           prior, skip_existing, ray_address, jobs, quiet, as_json):
     """Encode images or sounds into .snf files.
 
     One INPUT file and -o OUT.snf encodes one file. Several INPUTS, or folders (walked for images and sounds),
     with -o OUTDIR encode every one of them, fitting inputs of the same kind and size together.
     """
-    options = dict(bpp=bpp, kbps=kbps, psnr=psnr, field=field, lmbda=lmbda, effort=effort, steps=steps, alpha=alpha, lr=lr, seed=seed,
-                   tile=tile, device=device, max_seconds=max_seconds, prior=prior)
+    options = dict(bpp=bpp, kbps=kbps, psnr=psnr, field=field, lmbda=lmbda, effort=effort, steps=steps, alpha=alpha,
+                   lr=lr, seed=seed, tile=tile, device=device, max_seconds=max_seconds, prior=prior)
     many = len(inputs) > 1 or os.path.isdir(inputs[0]) or os.path.isdir(output) or output.endswith(("/", os.sep))
     if not many:
         if ray_address is not None or jobs != 1:

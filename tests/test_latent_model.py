@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from snfcodec.grid import pixel_centres
-from snfcodec.latent import grids, tables
+from snfcodec.latent import coding, grids, tables
 from snfcodec.latent.context import (FEATURES, FRAC, MAX_ACT, MAX_LATENT, ContextModel, IntegerContext,
                                      checkerboard, features, laplace_bits, quantize_context)
 
@@ -125,7 +125,6 @@ def test_residuals_round_trip_through_the_range_coder():
     rng = np.random.default_rng(5)
     table = rng.integers(0, tables.NUM_SCALES * tables.OFFSETS, 500)
     residuals = np.clip(np.round(rng.laplace(0, 4, 500)), -tables.RADIUS, tables.RADIUS).astype(np.int64)
-    from snfcodec.latent import coding
     enc = coding.new_encoder()
     tables.encode_residuals(enc, residuals, table)
     dec = coding.new_decoder(coding.finish(enc))
@@ -133,7 +132,6 @@ def test_residuals_round_trip_through_the_range_coder():
 
 
 def test_weights_round_trip_and_their_bits():
-    from snfcodec.latent import coding
     rng = np.random.default_rng(6)
     symbols = np.round(rng.laplace(0, 30, 1000)).astype(np.int64)
     lo, hi, s = int(symbols.min()), int(symbols.max()), tables.fit_scale_index(symbols)

@@ -205,7 +205,8 @@ def run(folder: str, kind: str, out: str, rates, effort: str, seed: int = 0, anc
             samples, sample_rate = read_audio(path)
             loaded.append((path, samples, sample_rate))
     fields = tuple(fields) if kind == "image" else ("auto",)
-    per_item = len(fields) * len(rates) + sum(len(c.settings) for c in (IMAGE_CODECS if kind == "image" else AUDIO_CODECS))
+    baselines = IMAGE_CODECS if kind == "image" else AUDIO_CODECS
+    per_item = len(fields) * len(rates) + sum(len(c.settings) for c in baselines)
     rows: list[Row] = []
     start = time.perf_counter()
     with tqdm(total=per_item * len(items), desc="rd sweep", disable=not progress, unit="encode") as bar:
