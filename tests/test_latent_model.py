@@ -11,6 +11,7 @@ from snfcodec.grid import pixel_centres
 from snfcodec.latent import coding, grids, tables
 from snfcodec.latent.context import (FEATURES, FRAC, MAX_ACT, MAX_LATENT, ContextModel, IntegerContext,
                                      checkerboard, features, laplace_bits, quantize_context)
+from snfcodec.latent.tables import LATENT as L
 
 
 def _pyramid(rng, shapes, spread=3.0):
@@ -80,9 +81,9 @@ def _reference_predict(weights, p, x):
         o = [(sum(h[i] * w2[i][j] for i in range(len(h))) + b2[j] * s) // s for j in range(2)]
         mu = min(max(o[0], -MAX_LATENT * s), MAX_LATENT * s)
         quarter = (mu + 32) // 64
-        m, offset = divmod(quarter, tables.OFFSETS)
-        scale = min(max((tables.SCALES_PER_E * (o[1] - tables.LN_B0 * s) + 128) // s, 0), tables.NUM_SCALES - 1)
-        out.append((scale * tables.OFFSETS + offset, m))
+        m, offset = divmod(quarter, L.offsets)
+        scale = min(max((L.scales_per_e * (o[1] - L.ln_b0 * s) + 128) // s, 0), L.num_scales - 1)
+        out.append((scale * L.offsets + offset, m))
     return out
 
 
@@ -100,35 +101,35 @@ def test_integer_context_equals_python_integer_reference():
     for p in (0, 1):
         table, centre = ctx.predict(p, x)
         assert list(zip(table.tolist(), centre.tolist())) == _reference_predict(weights, p, x)
-        assert table.min() >= 0 and table.max() < tables.NUM_SCALES * tables.OFFSETS
+        assert table.min() >= 0 and table.max() < L.num_scales * L.offsets
 
 
 def test_deterministic_exp_is_exp():
     x = -np.linspace(0, 60, 6001)
     np.testing.assert_allclose(tables.det_exp(x), np.exp(x), rtol=1e-14)
-    assert tables.scale_of(0) == pytest.approx(math.exp(tables.LN_B0), rel=1e-15)
+    assert L.scale_of(0) == pytest.approx(math.exp(L.ln_b0), rel=1e-15)
 
 
 def test_laplace_bits_are_the_coded_tables_bits():
     """The training rate of a rounded latent is −log2 of the table the coder uses for it."""
     s, offset = 20, 1
-    b = tables.scale_of(s)
-    centre = offset / tables.OFFSETS
+    b = L.scale_of(s)
+    centre = offset / L.offsets
     residuals = np.arange(-4, 6)  # under 16 bits, where training's clamp does not apply
     trained = laplace_bits(torch.from_numpy(residuals.astype(np.float64)), torch.tensor(centre),
                            torch.tensor(math.log(b)))
-    coded = tables.TABLES.bits(s * tables.OFFSETS + offset)[residuals + tables.RADIUS]
+    coded = L.bits(s * L.offsets + offset)[residuals + L.radius]
     np.testing.assert_allclose(trained.numpy(), coded, rtol=1e-6)
 
 
 def test_residuals_round_trip_through_the_range_coder():
     rng = np.random.default_rng(5)
-    table = rng.integers(0, tables.NUM_SCALES * tables.OFFSETS, 500)
-    residuals = np.clip(np.round(rng.laplace(0, 4, 500)), -tables.RADIUS, tables.RADIUS).astype(np.int64)
+    table = rng.integers(0, L.num_scales * L.offsets, 500)
+    residuals = np.clip(np.round(rng.laplace(0, 4, 500)), -L.radius, L.radius).astype(np.int64)
     enc = coding.new_encoder()
-    tables.encode_residuals(enc, residuals, table)
+    L.encode(enc, residuals, table)
     dec = coding.new_decoder(coding.finish(enc))
-    np.testing.assert_array_equal(tables.decode_residuals(dec, table), residuals)
+    np.testing.assert_array_equal(L.decode(dec, table), residuals)
 
 
 def test_weights_round_trip_and_their_bits():

@@ -149,8 +149,8 @@ def read(data: bytes) -> tuple[LatentHeader, bytes]:
         q, s, lo, hi = _RECORD.unpack_from(data, pos)
         if not lo <= hi:
             _fail(pos, f"tensor {i}: symbol range [{lo}, {hi}] is empty")
-        if s >= tables.NUM_SCALES:
-            _fail(pos, f"tensor {i}: scale index {s} outside 0..{tables.NUM_SCALES - 1}")
+        if s >= tables.LATENT.num_scales:
+            _fail(pos, f"tensor {i}: scale index {s} outside 0..{tables.LATENT.num_scales - 1}")
         if synth and q > MAX_SYNTH_SHIFT:
             _fail(pos, f"tensor {i}: step exponent {q} outside 0..{MAX_SYNTH_SHIFT}")
         if not synth and (q > FRAC + 7 or max(-lo, hi) << q > MAX_WEIGHT):

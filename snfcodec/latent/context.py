@@ -127,10 +127,11 @@ def context_shapes(width: int) -> list[tuple[int, ...]]:
     return shapes
 
 
-def laplace_bits(y: torch.Tensor, mu: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
-    """Bits of integer-binned values ``y`` under Laplace(μ, b) (the training rate; b clamped to the tables'
-    range)."""
-    b = torch.exp(log_b.clamp(tables.LN_B0, tables.LN_B0 + (tables.NUM_SCALES - 1) / tables.SCALES_PER_E))
+def laplace_bits(y: torch.Tensor, mu: torch.Tensor, log_b: torch.Tensor,
+                 family: tables.LaplaceTables = tables.LATENT) -> torch.Tensor:
+    """Bits of integer-binned values ``y`` under Laplace(μ, b) (the training rate; b clamped to the range of the
+    tables ``family``)."""
+    b = torch.exp(log_b.clamp(*family.ln_b_range))
     d = (y - mu).abs()
     # P(bin) = F(d + ½) − F(d − ½) for the symmetric Laplace, written for d ≥ ½ and d < ½ without cancellation
     outer = 0.5 * (torch.exp(-(d - 0.5).clamp_min(0) / b) - torch.exp(-(d + 0.5) / b))
@@ -140,29 +141,37 @@ def laplace_bits(y: torch.Tensor, mu: torch.Tensor, log_b: torch.Tensor) -> torc
 
 
 class IntegerContext:
-    """The integer-exact networks: weights (list of 12 int arrays, container order, units 2^-8)."""
+    """Integer-exact context networks: per pass, three layers (``features[p]`` → width → width → outputs),
+    weights (a list of 6 int arrays a pass, container order, units 2^-8). Two outputs are (μ, ln b) of a
+    Laplace centred at μ; one output is ln b of a Laplace centred at zero (table offset 0)."""
 
-    def __init__(self, weights: list[np.ndarray]):
+    def __init__(self, weights: list[np.ndarray], features: tuple[int, ...] = FEATURES,
+                 family: tables.LaplaceTables = tables.LATENT, max_centre: int = MAX_LATENT):
+        self.features, self.family, self.max_centre = features, family, max_centre
         self.layers = []
-        for p in range(2):
+        for p in range(len(features)):
             w = weights[6 * p:6 * p + 6]
             self.layers.append([(torch.from_numpy(w[2 * k].astype(np.float64)),
                                  torch.from_numpy(w[2 * k + 1].astype(np.float64))) for k in range(3)])
 
     def predict(self, p: int, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Integer context (n, ≥ FEATURES[p]) float64 → (table index (n,), integer centre m (n,)), int64."""
+        """Integer context (n, ≥ features[p]) float64 → (table index (n,), integer centre m (n,)), int64."""
         (w0, b0), (w1, b1), (w2, b2) = self.layers[p]
+        family = self.family
         scale = float(1 << FRAC)
-        h = (x[:, :FEATURES[p]] @ w0 + b0).clamp(0, MAX_ACT)
+        h = (x[:, :self.features[p]] @ w0 + b0).clamp(0, MAX_ACT)
         h = torch.floor((h @ w1 + b1 * scale) / scale).clamp(0, MAX_ACT)
         o = torch.floor((h @ w2 + b2 * scale) / scale)
-        mu = o[:, 0].clamp(-MAX_LATENT * scale, MAX_LATENT * scale)
-        quarter = torch.floor((mu + 32) / 64)  # centre in quarter samples, rounded half up
-        m = torch.floor(quarter / tables.OFFSETS)
-        offset = quarter - tables.OFFSETS * m
-        s = torch.floor((tables.SCALES_PER_E * (o[:, 1] - tables.LN_B0 * scale) + 128) / scale)
-        s = s.clamp(0, tables.NUM_SCALES - 1)
-        table = (s * tables.OFFSETS + offset).numpy().astype(np.int64)
+        s = torch.floor((family.scales_per_e * (o[:, -1] - family.ln_b0 * scale) + 128) / scale)
+        s = s.clamp(0, family.num_scales - 1)
+        if o.shape[1] == 1:
+            return (s * family.offsets).numpy().astype(np.int64), np.zeros(len(s), dtype=np.int64)
+        mu = o[:, 0].clamp(-self.max_centre * scale, self.max_centre * scale)
+        unit = scale / family.offsets
+        fine = torch.floor((mu + unit / 2) / unit)  # centre in units 1/offsets, rounded half up
+        m = torch.floor(fine / family.offsets)
+        offset = fine - family.offsets * m
+        table = (s * family.offsets + offset).numpy().astype(np.int64)
         return table, m.numpy().astype(np.int64)
 
 

@@ -77,7 +77,7 @@ def _bits(symbols: list[np.ndarray], codes: list[TensorCode]) -> float:
 def _latent_pass(shapes, context: IntegerContext, latents, deadzone) -> tuple[list[np.ndarray], list, float]:
     record: list = []
     grids = coding.walk(shapes, context, coding.encoder_chooser(latents, deadzone, record))
-    return grids, record, sum(tables.residual_bits(r, t) for r, t in record)
+    return grids, record, sum(tables.LATENT.residual_bits(r, t) for r, t in record)
 
 
 def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> LatentEncoded:
@@ -159,7 +159,7 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
         for s, c in zip(syn_symbols + ctx_symbols, syn_codes + ctx_codes):
             tables.encode_weights(encoder, s, c.lo, c.hi, c.scale_index)
         for residuals, table in record:
-            tables.encode_residuals(encoder, residuals, table)
+            tables.LATENT.encode(encoder, residuals, table)
         data = bitstream.write(header, coding.finish(encoder))
         if budget is None or len(data) <= budget or deadzone >= DEADZONE_MAX:
             break

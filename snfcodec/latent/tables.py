@@ -7,8 +7,8 @@ own made of basic operations only (:func:`det_exp`), and handed to constriction'
 own quantization of the table is again basic arithmetic. Same inputs, same model, on any machine.
 
 A table is a discretised Laplace distribution (the probability of each integer bin [k − ½, k + ½)) over a
-finite alphabet, indexed by a scale index ``s`` (b = exp(LN_B0 + s / SCALES_PER_E)) and, for latents, a
-quarter-sample offset of its centre.
+finite alphabet, indexed by a scale index and an offset of its centre (:class:`LaplaceTables`: one family for the
+image latents, one for the audio spectra).
 """
 
 from __future__ import annotations
@@ -20,11 +20,6 @@ import numpy as np
 
 from ..errors import SnfFormatError
 
-LN_B0 = -3.0  # smallest Laplace scale: e^-3 ≈ 0.05
-SCALES_PER_E = 9  # scale steps per factor e
-NUM_SCALES = 64  # largest scale e^(−3 + 63/9) = e^4 ≈ 55
-OFFSETS = 4  # centre resolution: quarter samples
-RADIUS = 63  # latents: symbols m − RADIUS .. m + RADIUS around the integer part m of the predicted centre
 _LN2 = 0.6931471805599453
 
 
@@ -45,13 +40,6 @@ def det_exp(x: np.ndarray) -> np.ndarray:
     return np.ldexp(total, k.astype(np.int64))
 
 
-def scale_of(s: int) -> float:
-    """Laplace scale b = e^(LN_B0 + s / SCALES_PER_E) of scale index ``s`` (through det_exp: e^x = 1 / e^-x
-    above zero), so the same on every machine."""
-    x = LN_B0 + s / SCALES_PER_E
-    return float(det_exp(np.array([x]))[0]) if x <= 0 else float(1.0 / det_exp(np.array([-x]))[0])
-
-
 def laplace_probabilities(lo: int, hi: int, centre: float, b: float) -> np.ndarray:
     """P(bin k) for k = lo..hi of a Laplace(centre, b), renormalised on the alphabet: (hi − lo + 1,) float64.
 
@@ -68,16 +56,40 @@ def laplace_probabilities(lo: int, hi: int, centre: float, b: float) -> np.ndarr
     return p / math.fsum(p)  # fsum: correctly rounded, so no summation order to differ
 
 
-class LatentTables:
-    """The NUM_SCALES × OFFSETS latent models over residuals −RADIUS..RADIUS, built on first use."""
+class LaplaceTables:
+    """A family of discretised Laplace tables: NUM_SCALES × OFFSETS of them over residuals −radius..radius around
+    an integer centre, table ``s · offsets + o`` with scale b = e^(ln_b0 + s / scales_per_e) and centre offset
+    o / offsets; each built on first use."""
 
-    def __init__(self):
+    def __init__(self, ln_b0: float, scales_per_e: int, num_scales: int, offsets: int, radius: int):
+        self.ln_b0, self.scales_per_e, self.num_scales = ln_b0, scales_per_e, num_scales
+        self.offsets, self.radius = offsets, radius
         self._models: dict[int, object] = {}
         self._bits: dict[int, np.ndarray] = {}
 
+    @property
+    def count(self) -> int:
+        return self.num_scales * self.offsets
+
+    @property
+    def ln_b_range(self) -> tuple[float, float]:
+        """The smallest and largest ln b a table has (training clamps its scales to them)."""
+        return self.ln_b0, self.ln_b0 + (self.num_scales - 1) / self.scales_per_e
+
+    def scale_of(self, s: int) -> float:
+        """Laplace scale b = e^(ln_b0 + s / scales_per_e) of scale index ``s`` (through det_exp: e^x = 1 / e^-x
+        above zero), so the same on every machine."""
+        x = self.ln_b0 + s / self.scales_per_e
+        return float(det_exp(np.array([x]))[0]) if x <= 0 else float(1.0 / det_exp(np.array([-x]))[0])
+
+    def scale_index(self, b: float) -> int:
+        """Scale index nearest Laplace scale ``b`` (encoder side only: no need to be exact)."""
+        return int(np.clip(round((np.log(max(b, 1e-30)) - self.ln_b0) * self.scales_per_e), 0,
+                           self.num_scales - 1))
+
     def probabilities(self, t: int) -> np.ndarray:
-        s, o = divmod(int(t), OFFSETS)
-        return laplace_probabilities(-RADIUS, RADIUS, o / OFFSETS, scale_of(s))
+        s, o = divmod(int(t), self.offsets)
+        return laplace_probabilities(-self.radius, self.radius, o / self.offsets, self.scale_of(s))
 
     def model(self, t: int):
         if t not in self._models:
@@ -90,8 +102,25 @@ class LatentTables:
             self._bits[t] = -np.log2(self.probabilities(t))
         return self._bits[t]
 
+    def encode(self, encoder, residuals: np.ndarray, table: np.ndarray) -> None:
+        """Code one pass: residuals (n,) int in −radius..radius, table (n,) int table indices."""
+        for t, where in grouped(table):
+            encoder.encode((residuals[where] + self.radius).astype(np.int32), self.model(t))
 
-TABLES = LatentTables()
+    def decode(self, decoder, table: np.ndarray) -> np.ndarray:
+        out = np.empty(len(table), dtype=np.int64)
+        for t, where in grouped(table):
+            out[where] = np.asarray(decoder.decode(self.model(t), len(where)), dtype=np.int64) - self.radius
+        return out
+
+    def residual_bits(self, residuals: np.ndarray, table: np.ndarray) -> float:
+        """Bits the pass will cost (to within the range coder's few bytes)."""
+        return float(sum(self.bits(t)[residuals[where] + self.radius].sum() for t, where in grouped(table)))
+
+
+# The image latents' tables (formats/snf.md §8): b from e^-3 ≈ 0.05 to e^4 ≈ 55 in steps of e^(1/9), centres in
+# quarter samples, residuals within ±63. They also give the network weights' scales.
+LATENT = LaplaceTables(ln_b0=-3.0, scales_per_e=9, num_scales=64, offsets=4, radius=63)
 
 
 def grouped(table: np.ndarray) -> list[tuple[int, np.ndarray]]:
@@ -104,44 +133,25 @@ def grouped(table: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return [(int(sorted_t[a]), order[a:b]) for a, b in zip(starts, ends)]
 
 
-def encode_residuals(encoder, residuals: np.ndarray, table: np.ndarray) -> None:
-    """Code one pass: residuals (n,) int in −RADIUS..RADIUS, table (n,) int table indices."""
-    for t, where in grouped(table):
-        encoder.encode((residuals[where] + RADIUS).astype(np.int32), TABLES.model(t))
-
-
-def decode_residuals(decoder, table: np.ndarray) -> np.ndarray:
-    out = np.empty(len(table), dtype=np.int64)
-    for t, where in grouped(table):
-        out[where] = np.asarray(decoder.decode(TABLES.model(t), len(where)), dtype=np.int64) - RADIUS
-    return out
-
-
-def residual_bits(residuals: np.ndarray, table: np.ndarray) -> float:
-    """Bits the pass will cost (to within the range coder's few bytes)."""
-    return float(sum(TABLES.bits(t)[residuals[where] + RADIUS].sum() for t, where in grouped(table)))
-
-
 # ---- network weights ------------------------------------------------------------------------------------
 
 MAX_ALPHABET = 1 << 16  # symbols a weight tensor's range may span (the reader checks before building a table)
 
 
 def weight_model(lo: int, hi: int, scale_index: int):
-    return constriction.stream.model.Categorical(laplace_probabilities(lo, hi, 0.0, scale_of(scale_index)),
+    return constriction.stream.model.Categorical(laplace_probabilities(lo, hi, 0.0, LATENT.scale_of(scale_index)),
                                                  perfect=False)
 
 
 def fit_scale_index(symbols: np.ndarray) -> int:
     """Scale index nearest the maximum-likelihood Laplace scale (mean absolute value) of integer symbols."""
-    b = max(float(np.mean(np.abs(symbols))) if symbols.size else 0.0, 1e-3)
-    return int(np.clip(round((np.log(b) - LN_B0) * SCALES_PER_E), 0, NUM_SCALES - 1))
+    return LATENT.scale_index(max(float(np.mean(np.abs(symbols))) if symbols.size else 0.0, 1e-3))
 
 
 def weight_bits(symbols: np.ndarray, lo: int, hi: int, scale_index: int) -> float:
     if lo == hi:
         return 0.0
-    p = laplace_probabilities(lo, hi, 0.0, scale_of(scale_index))
+    p = laplace_probabilities(lo, hi, 0.0, LATENT.scale_of(scale_index))
     return float(-np.log2(p[symbols - lo]).sum())
 
 
