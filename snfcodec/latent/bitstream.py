@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import SnfFormatError
 from . import tables
+from .coding import TensorCode
 from .context import FRAC, MAX_WEIGHT, context_shapes
 from .field import LatentConfig
 from .synthesis import ACTIVATIONS, synthesis_shapes
@@ -34,17 +35,6 @@ _FIXED = struct.Struct("<IIBBBBBBBBf")  # H, W, channels, layout, levels, width,
 _RECORD = struct.Struct("<BBhh")  # per tensor: exponent (synthesis: step 2^-q; context: weights are symbol · 2^q
 # in units 2^-8), scale index, lo, hi
 _CRC = struct.Struct("<I")
-
-
-@dataclass(frozen=True)
-class TensorCode:
-    """How one network tensor is stored: ``exponent`` (synthesis: step 2^-exponent; context: symbols are
-    multiplied by 2^exponent), the Laplace scale index of its symbols and their range [lo, hi]."""
-
-    exponent: int
-    scale_index: int
-    lo: int
-    hi: int
 
 
 @dataclass(frozen=True)

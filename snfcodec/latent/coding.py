@@ -6,6 +6,9 @@ checkerboard passes, every pass one vectorised prediction by the integer context
 
 from __future__ import annotations
 
+import contextlib
+import math
+from dataclasses import dataclass
 from typing import Callable
 
 import constriction
@@ -13,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import SnfFormatError
+from . import tables
 from .tables import LATENT
 from .context import MAX_LATENT, IntegerContext, checkerboard, features
 
@@ -77,3 +81,50 @@ def new_decoder(payload: bytes):
 
 def finish(encoder) -> bytes:
     return encoder.get_compressed().astype("<u4").tobytes()
+
+
+# ---- network weights (shared with the audio spectra, :mod:`snfcodec.spectral`) ----------------------------
+
+@dataclass(frozen=True)
+class TensorCode:
+    """How one network tensor is stored: ``exponent`` (synthesis: step 2^-exponent; context: symbols are
+    multiplied by 2^exponent), the Laplace scale index of its symbols and their range [lo, hi]."""
+
+    exponent: int
+    scale_index: int
+    lo: int
+    hi: int
+
+
+def context_codes(weights: list[np.ndarray], shift: int) -> tuple[list[np.ndarray], list[TensorCode]]:
+    """Integer context weights that are multiples of 2^shift → (stored symbols, their codes)."""
+    codes = [TensorCode(shift, tables.fit_scale_index(w), int(w.min()), int(w.max())) for w in weights]
+    return [w.ravel() for w in weights], codes
+
+
+def weights_bits(symbols: list[np.ndarray], codes: list[TensorCode]) -> float:
+    return sum(tables.weight_bits(s, c.lo, c.hi, c.scale_index) for s, c in zip(symbols, codes))
+
+
+def encode_weights(encoder, symbols: list[np.ndarray], codes: list[TensorCode]) -> None:
+    for s, c in zip(symbols, codes):
+        tables.encode_weights(encoder, s, c.lo, c.hi, c.scale_index)
+
+
+def decode_context(decoder, codes, shapes) -> list[np.ndarray]:
+    """The integer context weights (units 2^-8) of ``codes`` with their ``shapes``."""
+    return [tables.decode_weights(decoder, math.prod(shape), c.lo, c.hi, c.scale_index).reshape(shape)
+            << c.exponent for c, shape in zip(codes, shapes)]
+
+
+@contextlib.contextmanager
+def reading_payload():
+    """Turn whatever a corrupt payload makes the range decoder raise into :class:`SnfFormatError`."""
+    try:
+        yield
+    except SnfFormatError:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # constriction's Rust panics derive from BaseException
+        raise SnfFormatError(f"entropy-coded payload is corrupt: {exc}") from None

@@ -55,22 +55,24 @@ def features(grid: torch.Tensor, parent: torch.Tensor | None) -> torch.Tensor:
 
 
 class ContextModel(torch.nn.Module):
-    """The two float networks trained with the latents: pass p → (μ, ln b) for its positions."""
+    """The float context networks trained with the latents, one per pass: pass p → (μ, ln b) for its positions
+    (the image field; the audio spectra use one output, ln b, with ``outputs=1``)."""
 
-    def __init__(self, width: int, generator: torch.Generator):
+    def __init__(self, width: int, generator: torch.Generator, features: tuple[int, ...] = FEATURES,
+                 outputs: int = 2, initial_log_scale: float = INITIAL_LOG_SCALE):
         super().__init__()
         self.width = width
         self.nets = torch.nn.ModuleList()
-        for d in FEATURES:
+        for d in features:
             net = torch.nn.Sequential(torch.nn.Linear(d, width), torch.nn.ReLU(), torch.nn.Linear(width, width),
-                                      torch.nn.ReLU(), torch.nn.Linear(width, 2))
+                                      torch.nn.ReLU(), torch.nn.Linear(width, outputs))
             with torch.no_grad():
                 for layer in net[::2]:
                     bound = 1 / np.sqrt(layer.in_features)
                     layer.weight.uniform_(-bound, bound, generator=generator)
                     layer.bias.zero_()
                 net[-1].weight.mul_(0.1)
-                net[-1].bias.copy_(torch.tensor([0.0, INITIAL_LOG_SCALE]))
+                net[-1].bias[-1] = initial_log_scale  # the last output is ln b; a first one, μ, starts at 0
             self.nets.append(net)
 
     def forward(self, p: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,10 +122,10 @@ class ContextModel(torch.nn.Module):
         return [tuple(t.shape) for t in self.tensors()]
 
 
-def context_shapes(width: int) -> list[tuple[int, ...]]:
+def context_shapes(width: int, features: tuple[int, ...] = FEATURES, outputs: int = 2) -> list[tuple[int, ...]]:
     shapes = []
-    for d in FEATURES:
-        shapes += [(d, width), (width,), (width, width), (width,), (width, 2), (2,)]
+    for d in features:
+        shapes += [(d, width), (width,), (width, width), (width,), (width, outputs), (outputs,)]
     return shapes
 
 

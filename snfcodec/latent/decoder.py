@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import SnfFormatError
 from . import bitstream, coding, tables
 from .bitstream import LatentHeader
 from .context import IntegerContext
@@ -32,22 +31,14 @@ def read_field(data: bytes) -> DecodedField:
     if not isinstance(header, LatentHeader):
         raise ValueError("not a version-3 file")
     decoder = coding.new_decoder(payload)
-    try:
+    with coding.reading_payload():
         synth = []
         for code, shape in zip(header.synthesis, header.synthesis_shapes()):
             k = tables.decode_weights(decoder, math.prod(shape), code.lo, code.hi, code.scale_index)
             synth.append(torch.from_numpy(bitstream.dequantize_synthesis(k, code)).reshape(shape))
-        weights = [tables.decode_weights(decoder, math.prod(shape), c.lo, c.hi, c.scale_index).reshape(shape)
-                   << c.exponent for c, shape in zip(header.context, header.context_shapes())]
-        context = IntegerContext(weights)
+        context = IntegerContext(coding.decode_context(decoder, header.context, header.context_shapes()))
         shapes = level_shapes(header.height, header.width, header.config.levels)
         grids = coding.walk(shapes, context, coding.decoder_chooser(decoder))
-    except SnfFormatError:
-        raise
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except BaseException as exc:  # constriction's Rust panics derive from BaseException
-        raise SnfFormatError(f"entropy-coded payload is corrupt: {exc}") from None
     return DecodedField(header, grids, synth)
 
 

@@ -18,7 +18,8 @@ import torch
 from ..errors import SnfInputError
 from ..grid import pixel_centres
 from . import bitstream, coding, tables
-from .bitstream import LatentHeader, TensorCode
+from .bitstream import LatentHeader
+from .coding import TensorCode
 from .context import IntegerContext, quantize_context
 from .field import LatentConfig, LatentField
 from .grids import Upsampler
@@ -65,15 +66,6 @@ def _synthesis_codes(tensors: list[torch.Tensor], exponent: int) -> tuple[list[n
     return symbols, codes
 
 
-def _context_codes(weights: list[np.ndarray], shift: int) -> tuple[list[np.ndarray], list[TensorCode]]:
-    codes = [TensorCode(shift, tables.fit_scale_index(w), int(w.min()), int(w.max())) for w in weights]
-    return [w.ravel() for w in weights], codes
-
-
-def _bits(symbols: list[np.ndarray], codes: list[TensorCode]) -> float:
-    return sum(tables.weight_bits(s, c.lo, c.hi, c.scale_index) for s, c in zip(symbols, codes))
-
-
 def _latent_pass(shapes, context: IntegerContext, latents, deadzone) -> tuple[list[np.ndarray], list, float]:
     record: list = []
     grids = coding.walk(shapes, context, coding.encoder_chooser(latents, deadzone, record))
@@ -109,13 +101,13 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
         weights = quantize_context(field.context, [shift] * 12)
         ctx = IntegerContext([w << shift for w in weights])
         plain = _latent_pass(shapes, ctx, latents, 0.0)
-        ctx_symbols, ctx_codes = _context_codes(weights, shift)
-        total = plain[2] + _bits(ctx_symbols, ctx_codes)
+        ctx_symbols, ctx_codes = coding.context_codes(weights, shift)
+        total = plain[2] + coding.weights_bits(ctx_symbols, ctx_codes)
         if best is None or total < best[0]:
             best = (total, ctx, ctx_symbols, ctx_codes, plain)
     _, ctx, ctx_symbols, ctx_codes, plain = best
     grids = plain[0]
-    ctx_bits = _bits(ctx_symbols, ctx_codes)
+    ctx_bits = coding.weights_bits(ctx_symbols, ctx_codes)
 
     # Synthesis weights: the step with the least MSE + λ · bpp on the rounded latents.
     up = Upsampler(shapes, pixel_centres(H), pixel_centres(W), torch.float64)
@@ -128,7 +120,7 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
                    for s, c, t in zip(symbols, codes, field.synthesis.tensors())]
         with torch.no_grad():
             mse = float(torch.mean((run(tensors, config.activation, x).clamp(0, 1) - flat) ** 2))
-        bits = _bits(symbols, codes)
+        bits = coding.weights_bits(symbols, codes)
         cost = mse + lmbda * bits / (H * W)
         if best is None or cost < best[0]:
             best = (cost, symbols, codes, bits)
@@ -156,8 +148,7 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     while True:
         record = chosen[1]
         encoder = coding.new_encoder()
-        for s, c in zip(syn_symbols + ctx_symbols, syn_codes + ctx_codes):
-            tables.encode_weights(encoder, s, c.lo, c.hi, c.scale_index)
+        coding.encode_weights(encoder, syn_symbols + ctx_symbols, syn_codes + ctx_codes)
         for residuals, table in record:
             tables.LATENT.encode(encoder, residuals, table)
         data = bitstream.write(header, coding.finish(encoder))
