@@ -182,9 +182,12 @@ def read(data: bytes):
     crc_at = expected - _CRC.size
     if zlib.crc32(data[:crc_at]) != _CRC.unpack_from(data, crc_at)[0]:
         _fail(crc_at, "checksum mismatch: the file is damaged")
-    if version == VERSION_LATENT:
+    if version == VERSION_LATENT and kind == KIND_IMAGE:
         from .latent import bitstream
         return bitstream.read(data)
+    if version == VERSION_LATENT:
+        from .spectral import bitstream as spectral_bitstream
+        return spectral_bitstream.read(data)
 
     pos = _PREFIX.size
     end = pos + hlen

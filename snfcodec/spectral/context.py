@@ -1,0 +1,104 @@
+"""The entropy model of the audio spectra: every coefficient's Laplace scale predicted from coefficients the
+decoder already has, by the integer-exact networks of the image field (:mod:`snfcodec.latent.context`).
+
+Decoding order: components k = 0 … N − 1 in turn, each in two passes over the frames, even frames then odd
+ones (all channels and frames of a pass at once: 2N vectorised passes, whatever the duration). A coefficient's
+context is its component index and the magnitudes of the two components below it in its own frame, of the one
+below it in the frames before and after, and — in the odd pass — of its own component in the frames before and
+after (decoded in the even pass). Magnitudes enter as an integer log, :func:`magnitude`, computed exactly.
+The model is zero-mean (MDCT signs are a coin toss): one output, ln b.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..latent import tables
+from ..latent.context import ContextModel, IntegerContext, context_shapes, laplace_bits
+
+FEATURES = (5, 7)  # inputs of the even-pass and odd-pass networks
+MAX_COEFFICIENT = 4095  # |integer coefficient| the format allows
+# b from e^-3 ≈ 0.05 to e^(−3 + 71/6) ≈ 6,900 in steps of e^(1/6); zero-centred, so one offset.
+FAMILY = tables.LaplaceTables(ln_b0=-3.0, scales_per_e=6, num_scales=72, offsets=1, radius=MAX_COEFFICIENT)
+
+
+def magnitude(q: np.ndarray) -> np.ndarray:
+    """Integer log-magnitude of integers: 0 for 0, else 8·e + ⌊16·f⌋ − 8 where |q| = f·2^e, f ∈ [½, 1)
+    (≈ 8·log2|q| + 8, piecewise linear). ``frexp`` is exact, so every machine gets the same integers."""
+    f, e = np.frexp(np.abs(q).astype(np.float64))
+    return np.where(q == 0, 0, 8 * e.astype(np.int64) + np.floor(16 * f).astype(np.int64) - 8)
+
+
+def _padded(mag: np.ndarray) -> np.ndarray:
+    """(C, F, N) → (C, F + 2, N + 2) with mag[c, m, k] at [c, m + 1, k + 2] and zeros around."""
+    C, F, N = mag.shape
+    out = np.zeros((C, F + 2, N + 2), dtype=np.int64)
+    out[:, 1:-1, 2:] = mag
+    return out
+
+
+def _columns(P: np.ndarray, rows, k) -> list[np.ndarray]:
+    """The six neighbour magnitudes of positions (rows − 1, k − 2) of the unpadded grid, P = _padded(...)."""
+    return [P[:, rows, k + 1], P[:, rows, k], P[:, rows - 1, k + 1], P[:, rows + 1, k + 1],
+            P[:, rows - 1, k + 2], P[:, rows + 1, k + 2]]
+
+
+def all_features(q: np.ndarray) -> np.ndarray:
+    """Context of every coefficient of a complete grid q (C, F, N) int → (C, F, N, 7) int64; each coefficient's
+    row is what the decoder sees when it reaches it (the odd pass's two extra columns; the even pass uses 5)."""
+    C, F, N = q.shape
+    P = _padded(magnitude(q))
+    rows = np.arange(1, F + 1)[:, None]
+    k = np.arange(N)[None, :]
+    pos = np.broadcast_to(magnitude(np.arange(1, N + 1))[None, None], (C, F, N))
+    return np.stack([pos] + _columns(P, rows, k), axis=-1)
+
+
+def pass_positions(F: int, p: int) -> np.ndarray:
+    return np.arange(p, F, 2)
+
+
+def pass_features(P: np.ndarray, k: int, p: int) -> np.ndarray:
+    """Context of pass (k, p) from a partly decoded padded magnitude grid → (C · frames of the pass, 7)."""
+    C, F2, N2 = P.shape
+    rows = pass_positions(F2 - 2, p) + 1
+    pos = np.full((C, len(rows)), magnitude(np.array([k + 1]))[0])
+    return np.stack([pos] + _columns(P, rows, np.array(k)), axis=-1).reshape(-1, 7)
+
+
+def new_model(width: int, generator: torch.Generator, mean_abs: float) -> ContextModel:
+    """Float networks that start from the zero-mean Laplace of the grid's mean magnitude."""
+    return ContextModel(width, generator, FEATURES, outputs=1,
+                        initial_log_scale=float(np.clip(np.log(max(mean_abs, 1e-3)), *FAMILY.ln_b_range)))
+
+
+def shapes(width: int) -> list[tuple[int, ...]]:
+    return context_shapes(width, FEATURES, outputs=1)
+
+
+def integer_model(weights: list[np.ndarray]) -> IntegerContext:
+    return IntegerContext(weights, FEATURES, FAMILY)
+
+
+def float_log_scale(model: ContextModel, x: torch.Tensor, odd: torch.Tensor) -> torch.Tensor:
+    """ln b of coefficients with features x (n, 7) float32, each from its pass's network (odd (n,) bool)."""
+    even_out = model.nets[0](x[:, :FEATURES[0]])[:, 0]
+    odd_out = model.nets[1](x)[:, 0]
+    return torch.where(odd, odd_out, even_out)
+
+
+def float_bits(model: ContextModel, x: torch.Tensor, odd: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Bits of integer coefficients q (n,) under the float model."""
+    return laplace_bits(q, torch.zeros(()), float_log_scale(model, x, odd), FAMILY)
+
+
+def integer_tables(context: IntegerContext, x: np.ndarray, odd: np.ndarray) -> np.ndarray:
+    """Table index of every coefficient (n,) from features x (n, 7) int under the integer model."""
+    table = np.empty(len(x), dtype=np.int64)
+    xf = torch.from_numpy(x.astype(np.float64))
+    for p in (0, 1):
+        sel = np.flatnonzero(odd == bool(p))
+        if len(sel):
+            table[sel] = context.predict(p, xf[torch.from_numpy(sel)])[0]
+    return table
