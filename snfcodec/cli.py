@@ -92,8 +92,9 @@ def main():
               help=f"Audio: target kilobits per second of the whole file [default: {codec.DEFAULT_KBPS}].")
 @click.option("--psnr", type=float, help="Stop fitting once the field reaches this PSNR (dB).")
 @click.option("--field", type=click.Choice(["auto", "tiles", "latent"]), default="auto", show_default=True,
-              help="Images: tiles (tiled SIRENs, .snf v1/v2), latent (latent grids, .snf v3), or auto: the one "
-                   "measured better at this rate (docs/latent.md).")
+              help="tiles (tiled SIRENs, .snf v1/v2) or latent (.snf v3: latent grids for images, a spectral "
+                   "field for audio); auto: for images the one measured better at this rate (docs/latent.md), "
+                   "for audio the spectral field (docs/audio.md).")
 @click.option("--lmbda", type=click.FloatRange(min=0, min_open=True),
               help="Latent field: the rate-distortion trade-off lambda itself, instead of a rate target.")
 @click.option("--effort", type=click.Choice(["fast", "default", "slow"]), default="default", show_default=True,
@@ -225,7 +226,7 @@ def info(input, as_json):
         click.echo(json.dumps(data))
         return
     if data["version"] == 3:
-        click.echo(_latent_info(input, data))
+        click.echo(_latent_info(input, data) if data["kind"] == "image" else _spectral_info(input, data))
         return
     f, t = data["field"], data["tiling"]
     shape = "x".join(str(v) for v in reversed(data["shape"]))
@@ -267,6 +268,24 @@ def _latent_info(input, data) -> str:
     for q in data["tensors"]:
         lines.append(f"  {q['role']:9} {tuple(q['shape'])}: exponent {q['exponent']}, symbols [{q['lo']}, "
                      f"{q['hi']}], Laplace scale index {q['scale_index']}")
+    return "\n".join(lines)
+
+
+def _spectral_info(input, data) -> str:
+    f = data["field"]
+    lines = [
+        f"file:        {input} ({data['bytes']} bytes, {data['kbps']:.2f} kb/s)",
+        "format:      .snf version 3, audio (spectral field)",
+        f"signal:      {data['shape'][0]} samples x {data['channels']} channel(s) at {data['sample_rate']} Hz "
+        f"({data['seconds']:.3f} s)",
+        f"field:       {f['frames']} frames of {f['frame']} windowed sinusoids, step {f['step']:.4g}, channel "
+        f"transform {f['transform']}",
+        f"context:     two networks of width {f['context_width']}",
+        f"parameters:  {data['parameters']}",
+    ]
+    for q in data["tensors"]:
+        lines.append(f"  {q['role']:9} {tuple(q['shape'])}: shift {q['shift']}, symbols [{q['lo']}, {q['hi']}], "
+                     f"Laplace scale index {q['scale_index']}")
     return "\n".join(lines)
 
 

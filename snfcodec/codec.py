@@ -15,7 +15,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from . import container, entropy, latent, presets, priors
+from . import container, entropy, latent, presets, priors, spectral
 from .allocator import reuse_freed_memory
 from .container import Header, TensorHeader
 from .entropy import SymbolModel
@@ -61,8 +61,9 @@ class EncodeOptions:
     # shape where there is one; None or "none": the random initialisation, a version-1 file
     max_seconds: float | None = None  # wall-time budget for fitting
     progress: bool = False
-    field: str = "auto"  # images: "tiles" (tiled SIRENs, versions 1-2), "latent" (latent grids, version 3) or
-    # "auto" (presets.image_field: the one measured better at this rate)
+    field: str = "auto"  # "tiles" (tiled SIRENs, versions 1-2), "latent" (version 3: latent grids for images, a
+    # spectral field for audio) or "auto" (images: presets.image_field, the one measured better at this rate;
+    # audio: the spectral field)
     lmbda: float | None = None  # latent field: the rate-distortion trade-off λ itself, instead of a rate target
 
 
@@ -436,7 +437,7 @@ class Prepared:
 
     @property
     def key(self) -> tuple:
-        if self.field == "latent":  # no batched latent fits yet: every image its own group
+        if self.field == "latent":  # no batched version-3 fits yet: every input its own group
             return self.field, id(self)
         return self.kind, self.layout_code, self.sample_rate, self.arch
 
@@ -461,26 +462,33 @@ def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
 
 def image_field(options: EncodeOptions, bpp: float) -> str:
     """Which field an image gets: the option, or with "auto" the presets' measured choice."""
-    if options.field == "auto":
-        return presets.image_field(bpp)
-    if options.field not in ("tiles", "latent"):
+    return presets.image_field(bpp) if _field_option(options) == "auto" else options.field
+
+
+def _field_option(options: EncodeOptions) -> str:
+    if options.field not in ("auto", "tiles", "latent"):
         raise SnfInputError(f"field must be auto, tiles or latent, not {options.field!r}")
     return options.field
+
+
+def _check_latent_options(options: EncodeOptions, what: str) -> None:
+    """The options a version-3 encode does not take."""
+    if options.psnr is not None:
+        raise SnfInputError(f"psnr applies to the tiled field; the {what} takes a rate")
+    if options.tile is not None:
+        raise SnfInputError(f"tile applies to the tiled field; the {what} has no tiles")
+    if options.device == "cuda":
+        raise SnfInputError(f"the {what} is fitted on the CPU in this version; use --device cpu or auto")
+    if options.steps is not None and options.steps < 0:
+        raise SnfInputError(f"steps must be >= 0, got {options.steps}")
 
 
 def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> EncodeResult:
     """One image as a version-3 latent field (:mod:`snfcodec.latent`)."""
     H, W, C = item.original.shape
-    if options.psnr is not None:
-        raise SnfInputError("psnr applies to the tiled field; the latent field takes bpp or lmbda")
-    if options.tile is not None:
-        raise SnfInputError("tile applies to the tiled field; the latent field has no tiles")
-    if options.device == "cuda":
-        raise SnfInputError("the latent field is fitted on the CPU in this version; use --device cpu or auto")
+    _check_latent_options(options, "latent field")
     if options.lmbda is not None and not (math.isfinite(options.lmbda) and options.lmbda > 0):
         raise SnfInputError(f"lmbda must be a positive number, got {options.lmbda}")
-    if options.steps is not None and options.steps < 0:
-        raise SnfInputError(f"steps must be >= 0, got {options.steps}")
     if options.effort not in presets.LATENT_STEPS:
         raise SnfInputError(f"effort must be one of {', '.join(presets.LATENT_STEPS)}, not {options.effort!r}")
     alpha = presets.LATENT_ALPHA if options.alpha == "auto" else _resolve_alpha(options.alpha, None)
@@ -510,7 +518,8 @@ def encode_prepared(items: list[Prepared], options: EncodeOptions,
     first = items[0]
     if first.field == "latent" and len(items) == 1:
         try:
-            return [_encode_latent(first, options, start)]
+            encode_v3 = _encode_latent if first.kind == container.KIND_IMAGE else _encode_spectral
+            return [encode_v3(first, options, start)]
         except SnfError as exc:
             return [exc]
     if any(item.key != first.key for item in items):
@@ -585,11 +594,18 @@ def decode_image(data: bytes, scale: float | None = None, size: tuple[int, int] 
     original canvas in original pixels. The field is sampled at the centres of the output pixels.
     """
     if container.version_of(data) == container.VERSION_LATENT:
+        if _v3_kind(data) == container.KIND_AUDIO:
+            raise SnfInputError("this file holds audio, not an image")
         return _sample_latent(latent.decoder.read_field(data), scale, size, crop, max_samples)
     header, tensors = read_field(data)
     if header.kind != container.KIND_IMAGE:
         raise SnfInputError(f"this file holds {container.KIND_NAMES[header.kind]}, not an image")
     return _sample_image(header, tensors, scale, size, crop, max_samples)
+
+
+def _v3_kind(data: bytes) -> int:
+    """The media kind a version-3 file declares (the reader checks it, with everything else)."""
+    return data[5] if len(data) > 5 else 0
 
 
 def _sample_latent(field, scale, size, crop, max_samples) -> np.ndarray:
@@ -623,6 +639,14 @@ def prepare_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions)
     kbps = _positive("kbps", options.kbps, DEFAULT_KBPS)
     duration = N / sample_rate
     budget_bytes = int(kbps * 1000 * duration / 8)
+    if options.lmbda is not None:
+        raise SnfInputError("lmbda applies to the image latent field; give audio a rate in kbps")
+    if _field_option(options) != "tiles":  # "auto" and "latent": the spectral field
+        if C > spectral.bitstream.MAX_CHANNELS:
+            raise SnfInputError(f"{C} channels: the spectral field holds 1 to {spectral.bitstream.MAX_CHANNELS}; "
+                                "use field='tiles' (--field tiles)")
+        return Prepared(None, torch.empty(0), samples, container.KIND_AUDIO, 0, int(sample_rate), budget_bytes,
+                        "latent")
     arch = _architecture(budget_bytes, 1, lambda p: presets.audio_architecture(N, C, p),
                          f"{duration:.3g} s of audio", lambda b: f"{8 * b / duration / 1000:.3g} kbps",
                          # the budget of one narrowest field: one segment, the fewest fields
@@ -630,6 +654,27 @@ def prepare_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions)
                          presets.BITS_PER_PARAM)
     rate = int(sample_rate)
     return Prepared(arch, torch.from_numpy(samples), samples, container.KIND_AUDIO, 0, rate, budget_bytes)
+
+
+def _encode_spectral(item: Prepared, options: EncodeOptions, start: float) -> EncodeResult:
+    """One sound as a version-3 spectral field (:mod:`snfcodec.spectral`)."""
+    _check_latent_options(options, "spectral field")
+    if options.alpha != "auto" or options.lr is not None:
+        raise SnfInputError("alpha and lr apply to the fitted fields; the spectral field has no synthesis network")
+    if options.effort not in presets.SPECTRAL_STEPS:
+        raise SnfInputError(f"effort must be one of {', '.join(presets.SPECTRAL_STEPS)}, not {options.effort!r}")
+    steps = presets.SPECTRAL_STEPS[options.effort]
+    if options.steps is not None:  # an explicit budget, split as the presets split theirs
+        steps = (int(options.steps) * 3 // 5, int(options.steps) - int(options.steps) * 3 // 5)
+    rate = item.sample_rate
+    duration = len(item.original) / rate
+    encoded = spectral.encoder.encode(item.original, rate, spectral.encoder.SpectralOptions(
+        presets.spectral_frame(rate), 8 * item.budget_bytes / duration / 1000, deadzone=presets.SPECTRAL_DEADZONE,
+        steps=steps, seed=int(options.seed)))
+    decoded = spectral.decoder.sample(spectral.decoder.read_field(encoded.data), rate)
+    return EncodeResult(encoded.data, None, psnr_float(decoded, item.original), time.perf_counter() - start,
+                        encoded.steps, 0, math.nan, (1.0, 1.0), 0.0, "cpu",
+                        kbps=8 * len(encoded.data) / duration / 1000, fit_seconds=encoded.fit_seconds)
 
 
 def encode_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions) -> EncodeResult:
@@ -642,9 +687,7 @@ def audio_axis(header: Header, sample_rate: int | None = None) -> Regular:
     """Sampling instants for a decode at ``sample_rate``: round(N · new / old) samples, sample j at time j / new
     (in original samples: j · old / new + 0.5), as a :class:`Regular` axis (an hour needs no array of them)."""
     n, rate = header.tiling.shape[0], header.sample_rate
-    new = rate if sample_rate is None else sample_rate
-    if not (isinstance(new, (int, np.integer)) and new >= 1):
-        raise SnfInputError(f"sample rate must be a positive whole number of Hz, got {sample_rate!r}")
+    new = _output_rate(header, sample_rate)
     count = max(1, round(n * new / rate))
     return Regular(count, a=0.0, step=rate / new, b=0.5)
 
@@ -653,11 +696,29 @@ def decode_audio(data: bytes, sample_rate: int | None = None,
                  max_samples: int = DEFAULT_MAX_SAMPLES) -> tuple[np.ndarray, int]:
     """``.snf`` bytes → ((N, C) float32 in [-1, 1], sample rate). Another ``sample_rate`` samples the field
     itself at that rate (no PCM resampling)."""
+    if container.version_of(data) == container.VERSION_LATENT:
+        if _v3_kind(data) != container.KIND_AUDIO:
+            raise SnfInputError("this file holds an image, not audio")
+        field = spectral.decoder.read_field(data)
+        return _sample_spectral(field, sample_rate, max_samples), _output_rate(field.header, sample_rate)
     header, tensors = read_field(data)
     if header.kind != container.KIND_AUDIO:
         raise SnfInputError(f"this file holds {container.KIND_NAMES[header.kind]}, not audio")
-    rate = header.sample_rate if sample_rate is None else int(sample_rate)
-    return _sample_audio(header, tensors, sample_rate, max_samples), rate
+    return _sample_audio(header, tensors, sample_rate, max_samples), _output_rate(header, sample_rate)
+
+
+def _output_rate(header, sample_rate: int | None) -> int:
+    new = header.sample_rate if sample_rate is None else sample_rate
+    if not (isinstance(new, (int, np.integer)) and new >= 1):
+        raise SnfInputError(f"sample rate must be a positive whole number of Hz, got {sample_rate!r}")
+    return int(new)
+
+
+def _sample_spectral(field, sample_rate, max_samples) -> np.ndarray:
+    h = field.header
+    rate = _output_rate(h, sample_rate)
+    _check_output_size(max(1, round(h.length * rate / h.sample_rate)) * h.channels, max_samples)
+    return spectral.decoder.sample(field, rate)
 
 
 def _sample_audio(header, tensors, sample_rate, max_samples) -> np.ndarray:
@@ -675,6 +736,10 @@ def to_float32(values: np.ndarray) -> np.ndarray:
 def decode(data: bytes, scale=None, size=None, crop=None, sample_rate=None,
            max_samples: int = DEFAULT_MAX_SAMPLES) -> np.ndarray:
     """Decode whatever the file holds: images with scale/size/crop, audio with sample_rate."""
+    if container.version_of(data) == container.VERSION_LATENT and _v3_kind(data) == container.KIND_AUDIO:
+        if scale is not None or size is not None or crop is not None:
+            raise SnfInputError("scale, size and crop apply to images; this file holds audio")
+        return _sample_spectral(spectral.decoder.read_field(data), sample_rate, max_samples)
     if container.version_of(data) == container.VERSION_LATENT:
         if sample_rate is not None:
             raise SnfInputError("sample_rate applies to audio; this file holds an image")

@@ -193,3 +193,15 @@ def image_field(bpp: float) -> str:
     if LATENT_DEFAULT_BPP is not None and LATENT_DEFAULT_BPP[0] <= bpp <= LATENT_DEFAULT_BPP[1]:
         return "latent"
     return "tiles"
+
+
+# ---- the spectral audio field (version 3, snfcodec.spectral) ---------------------------------------------
+# Chosen on public, non-reserved recordings (docs/audio.md).
+SPECTRAL_FRAME_SECONDS = 0.02  # frame hop ≈ 20 ms, rounded to a power of two of samples (16 kHz: 256, 44.1 and 48 kHz: 1024)
+SPECTRAL_STEPS = {"fast": (60, 40), "default": (150, 100), "slow": (400, 300)}  # context training steps
+SPECTRAL_DEADZONE = 0.15  # rounding towards zero, in steps
+
+
+def spectral_frame(sample_rate: int) -> int:
+    """Frame hop N (samples, a power of two within the format's 16 … 8192) for a sample rate."""
+    return 1 << int(min(13, max(4, round(math.log2(max(1.0, SPECTRAL_FRAME_SECONDS * sample_rate))))))

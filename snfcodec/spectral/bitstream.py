@@ -53,6 +53,10 @@ class SpectralHeader:
         return 1 << self.frame_log2
 
     @property
+    def shape(self) -> tuple[int]:
+        return (self.length,)
+
+    @property
     def frames(self) -> int:
         return basis.frames(self.length, self.frame)
 

@@ -83,9 +83,10 @@ def integer_model(weights: list[np.ndarray]) -> IntegerContext:
 
 def float_log_scale(model: ContextModel, x: torch.Tensor, odd: torch.Tensor) -> torch.Tensor:
     """ln b of coefficients with features x (n, 7) float32, each from its pass's network (odd (n,) bool)."""
-    even_out = model.nets[0](x[:, :FEATURES[0]])[:, 0]
-    odd_out = model.nets[1](x)[:, 0]
-    return torch.where(odd, odd_out, even_out)
+    out = x.new_empty(len(x))
+    for p, sel in enumerate((~odd, odd)):
+        out[sel] = model.nets[p](x[sel][:, :FEATURES[p]])[:, 0]
+    return out
 
 
 def float_bits(model: ContextModel, x: torch.Tensor, odd: torch.Tensor, q: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,11 @@ from .decoder import from_mid_side
 CONTEXT_SHIFTS = (0, 1, 2, 3, 4)  # candidate context-weight steps 2^(shift - 8)
 NETWORK_BITS_GUESS = 8.0  # bits a context weight costs, before they are quantized
 SLACK_BYTES = 8  # the range coder's flush over the bits the tables count
-SEARCH_ITERATIONS = 24  # bisection steps on log2 step: 2^-24 of the bracket
+# Step searches (log2 step; the bracket moves out where it must): the proxy and the float model to 2^-8 of an
+# octave, the exact one to 2^-13 (a 1 % rate error is about 1/30 of an octave).
+PROXY_SEARCH = (8.0, 13)  # bracket half-width, bisection steps
+FLOAT_SEARCH = (0.5, 7)
+EXACT_SEARCH = (1 / 16, 10)
 BATCH = 1 << 15  # coefficients a training step sees
 
 
@@ -69,17 +73,26 @@ def _proxy_bits(q: np.ndarray) -> float:
 
 
 class _Search:
-    """Bisection on log2 step of a monotone bits(step) for the largest rate at or under ``budget`` bits."""
+    """Bisection on log2 step of a monotone bits(step) for the largest rate at or under a budget."""
 
-    def __init__(self, coefficients, deadzone, smallest):
-        self.coefficients, self.deadzone, self.smallest = coefficients, deadzone, smallest
+    def __init__(self, coefficients, deadzone, smallest, largest):
+        self.coefficients, self.deadzone = coefficients, deadzone
+        self.lowest, self.highest = math.log2(smallest), math.log2(largest)
 
-    def run(self, bits, budget: float, lo: float, hi: float) -> float:
-        """The smallest step in [2^lo, 2^hi] (float32-representable) with bits ≤ budget."""
-        lo = max(lo, math.log2(self.smallest))
+    def run(self, bits, budget: float, around: float, width: float, iterations: int) -> float:
+        """The smallest step (float32-representable) with bits ≤ budget, searched from [around ± width] (the
+        bracket moves out until it holds the answer) to 2^-iterations of its width."""
+        lo, hi = max(around - width, self.lowest), around + width
+        while lo > self.lowest and bits(self.step(lo)) <= budget:
+            lo, hi = max(lo - 2 * width, self.lowest), lo
         if bits(self.step(lo)) <= budget:
-            return self.step(lo)
-        for _ in range(SEARCH_ITERATIONS):
+            return self.step(lo)  # the finest step the format allows is under budget
+        while bits(self.step(hi)) > budget:
+            if hi > self.highest:  # every coefficient is zero and that is still too much
+                raise SnfInputError(f"could not meet the rate target of {budget / 8:.0f} payload bytes; ask for "
+                                    "a higher rate")
+            lo, hi = hi, hi + 2 * width
+        for _ in range(iterations):
             mid = 0.5 * (lo + hi)
             if bits(self.step(mid)) <= budget:
                 hi = mid
@@ -139,7 +152,7 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
                             f"for at least {1.2 * (overhead + network_guess) * sample_rate / L / 1000:.3g} kbps")
     peak = float(np.abs(coefficients).max())
     smallest = max(peak / context.MAX_COEFFICIENT, 1e-12)
-    top = math.log2(max(peak, 1e-12)) + 2  # a step this large zeroes everything
+    top = math.log2(max(peak, 1e-12)) + 2  # log2 of a step that zeroes everything
     payload_budget = 8 * budget - overhead - network_guess
 
     transform = 0
@@ -148,12 +161,12 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
         if options.mid_side:
             coefficients, transform = ms, 1
         else:  # compare the proxy rates at the step the plain channels need
-            plain = _Search(coefficients, options.deadzone, smallest)
-            step = plain.run(lambda s: _proxy_bits(plain.q(s)), payload_budget, -40.0, top)
+            plain = _Search(coefficients, options.deadzone, smallest, 2.0 ** top)
+            step = plain.run(lambda s: _proxy_bits(plain.q(s)), payload_budget, top - 8, *PROXY_SEARCH)
             if _proxy_bits(quantize(ms, step, options.deadzone)) < _proxy_bits(plain.q(step)):
                 coefficients, transform = ms, 1
-    search = _Search(coefficients, options.deadzone, smallest)
-    step = search.run(lambda s: _proxy_bits(search.q(s)), payload_budget, -40.0, top)
+    search = _Search(coefficients, options.deadzone, smallest, 2.0 ** top)
+    step = search.run(lambda s: _proxy_bits(search.q(s)), payload_budget, top - 8, *PROXY_SEARCH)
 
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(options.seed)
@@ -161,8 +174,8 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
     model = context.new_model(width, generator, float(np.abs(search.q(step)).mean()))
     for steps in options.steps:
         _train(model, search.q(step), steps, options.lr, generator)
-        here = math.log2(step)
-        step = search.run(lambda s: _float_bits(model, search.q(s)), payload_budget, here - 2, here + 2)
+        step = search.run(lambda s: _float_bits(model, search.q(s)), payload_budget, math.log2(step),
+                          *FLOAT_SEARCH)
     fit_seconds = time.perf_counter() - start
 
     # Context weights: the step that spends fewest bits on weights and coefficients together.
@@ -177,8 +190,8 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
             best = (total, ctx, symbols, codes)
     _, ctx, symbols, codes = best
     fixed = overhead + latent_coding.weights_bits(symbols, codes)
-    here = math.log2(step)
-    step = search.run(lambda s: _integer_bits(ctx, search.q(s))[0], 8 * budget - fixed, here - 1, here + 1)
+    step = search.run(lambda s: _integer_bits(ctx, search.q(s))[0], 8 * budget - fixed, math.log2(step),
+                      *EXACT_SEARCH)
     header = SpectralHeader(sample_rate, L, C, int(math.log2(N)), width, transform, step, tuple(codes))
     while True:
         q = search.q(step)
