@@ -641,7 +641,7 @@ def prepare_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions)
     budget_bytes = int(kbps * 1000 * duration / 8)
     if options.lmbda is not None:
         raise SnfInputError("lmbda applies to the image latent field; give audio a rate in kbps")
-    if _field_option(options) != "tiles":  # "auto" and "latent": the spectral field
+    if audio_field(options, budget_bytes) == "latent":
         if C > spectral.bitstream.MAX_CHANNELS:
             raise SnfInputError(f"{C} channels: the spectral field holds 1 to {spectral.bitstream.MAX_CHANNELS}; "
                                 "use field='tiles' (--field tiles)")
@@ -654,6 +654,15 @@ def prepare_audio(samples: np.ndarray, sample_rate: int, options: EncodeOptions)
                          presets.BITS_PER_PARAM)
     rate = int(sample_rate)
     return Prepared(arch, torch.from_numpy(samples), samples, container.KIND_AUDIO, 0, rate, budget_bytes)
+
+
+def audio_field(options: EncodeOptions, budget_bytes: int) -> str:
+    """Which field a sound gets: the option, or with "auto" the spectral field ("latent") unless its fixed
+    cost would take more than presets.SPECTRAL_MAX_FIXED_SHARE of the file."""
+    if _field_option(options) != "auto":
+        return options.field
+    fixed = spectral.encoder.fixed_bits(presets.SPECTRAL_CONTEXT_WIDTH)
+    return "latent" if fixed <= presets.SPECTRAL_MAX_FIXED_SHARE * 8 * budget_bytes else "tiles"
 
 
 def _encode_spectral(item: Prepared, options: EncodeOptions, start: float) -> EncodeResult:
@@ -669,8 +678,8 @@ def _encode_spectral(item: Prepared, options: EncodeOptions, start: float) -> En
     rate = item.sample_rate
     duration = len(item.original) / rate
     encoded = spectral.encoder.encode(item.original, rate, spectral.encoder.SpectralOptions(
-        presets.spectral_frame(rate), 8 * item.budget_bytes / duration / 1000, deadzone=presets.SPECTRAL_DEADZONE,
-        steps=steps, seed=int(options.seed)))
+        presets.spectral_frame(rate), 8 * item.budget_bytes / duration / 1000, presets.SPECTRAL_CONTEXT_WIDTH,
+        presets.SPECTRAL_DEADZONE, steps, seed=int(options.seed)))
     decoded = spectral.decoder.sample(spectral.decoder.read_field(encoded.data), rate)
     return EncodeResult(encoded.data, None, psnr_float(decoded, item.original), time.perf_counter() - start,
                         encoded.steps, 0, math.nan, (1.0, 1.0), 0.0, "cpu",

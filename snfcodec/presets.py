@@ -200,6 +200,10 @@ def image_field(bpp: float) -> str:
 SPECTRAL_FRAME_SECONDS = 0.02  # frame hop ≈ 20 ms, rounded to a power of two of samples (16 kHz: 256, 44.1 and 48 kHz: 1024)
 SPECTRAL_STEPS = {"fast": (60, 40), "default": (150, 100), "slow": (400, 300)}  # context training steps
 SPECTRAL_DEADZONE = 0.15  # rounding towards zero, in steps
+SPECTRAL_CONTEXT_WIDTH = 12
+# "auto" gives a sound the spectral field when its fixed cost (header and context weights, ≈ 620 bytes) is at
+# most this share of the file; shorter or leaner files keep the tiled field, which has no such floor.
+SPECTRAL_MAX_FIXED_SHARE = 0.25
 
 
 def spectral_frame(sample_rate: int) -> int:

@@ -189,4 +189,4 @@ def test_an_input_too_large_for_the_format_is_refused_before_fitting(monkeypatch
     monkeypatch.setattr(container, "MAX_PARAMS", 1000)
     monkeypatch.setattr(codec, "fit", lambda *a, **k: pytest.fail("fitted an input the format cannot hold"))
     with pytest.raises(SnfInputError, match="too large for one .snf file.*lower the rate or split"):
-        snfcodec.encode(np.zeros((4000, 2), np.float32), sample_rate=8000, kbps=64, steps=5)
+        snfcodec.encode(np.zeros((4000, 2), np.float32), sample_rate=8000, kbps=64, steps=5, field="tiles")

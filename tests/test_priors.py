@@ -99,7 +99,7 @@ def _shipped_arch(p: Prior):
     """The presets' field and tiling at the rate and size (or sample rate) a shipped prior records."""
     if p.config.in_dim == 1:
         silence = np.zeros((int(6.5 * p.rate), 1), np.float32)  # not the training's nominal length: rounding
-        return codec.prepare_audio(silence, p.rate, codec.EncodeOptions(kbps=p.info["kbps"])).arch
+        return codec.prepare_audio(silence, p.rate, codec.EncodeOptions(kbps=p.info["kbps"], field="tiles")).arch
     return codec.image_architecture(p.info["size"][0], p.info["size"][1], 3, p.info["bpp"])
 
 
@@ -145,12 +145,12 @@ def test_audio_training_learns_a_prior_that_a_sound_at_its_rate_is_coded_against
     assert p.spread == (0.0, 0.0) + (1.0,) * (len(p.tensors) - 2) and not any(t.any() for t in p.tensors[2:])
     monkeypatch.setattr(priors, "shipped", lambda: (p,))
     sound = _speech_like(1.0, rate, 1)
-    result = snfcodec.encode(sound, sample_rate=rate, kbps=kbps, steps=20)
+    result = snfcodec.encode(sound, sample_rate=rate, kbps=kbps, steps=20, field="tiles")
     header, _ = codec.read_field(result.data)
     assert result.data[4] == container.VERSION_PRIOR and header.prior == p.ref
     decoded, _ = codec.decode_audio(result.data)
     assert codec.psnr_float(decoded, sound) == pytest.approx(result.psnr, abs=1e-6)
-    other = snfcodec.encode(_speech_like(1.0, 16000, 1), sample_rate=16000, kbps=kbps, steps=5)
+    other = snfcodec.encode(_speech_like(1.0, 16000, 1), sample_rate=16000, kbps=kbps, steps=5, field="tiles")
     assert other.data[4] == container.VERSION  # another sample rate: no prior
 
 

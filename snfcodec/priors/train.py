@@ -178,7 +178,7 @@ def train_audio_prior(speech: np.ndarray, rate: int, kbps: float, prior_id: int,
     layer fitted jointly to ``excerpts`` random excerpts of ``segments`` segments each from ``speech`` ((N, 1)
     float32 at ``rate`` Hz). Sounds at other sample rates get no prior from it (``Prior.rate``)."""
     nominal = np.zeros((int(NOMINAL_SECONDS * rate), 1), np.float32)
-    arch = codec.prepare_audio(nominal, rate, codec.EncodeOptions(kbps=kbps)).arch
+    arch = codec.prepare_audio(nominal, rate, codec.EncodeOptions(kbps=kbps, field="tiles")).arch
     config, alpha = _scaled(arch.field, alpha_first)
     segment = arch.tiling.tile[0]
     length = segment * segments

@@ -9,8 +9,8 @@ Frame m (m = 0 … F − 1) spans original-sample time t ∈ [(m − 1)·N − �
 a sine-windowed cosine of frequency (k + ½)/(2N) cycles per original sample. At the integer instants t = n these
 are the MDCT's synthesis functions, which overlap-add to the identity (time-domain aliasing cancellation), so the
 coefficients are the field's least-squares fit and coefficient errors are sample errors (orthonormal). At any
-other instants the same sum is the field sampled there: decoding at another rate evaluates it at
-t_j = (j + ½)·old/new − ½ and leaves out every component at or above the new Nyquist frequency, so the output is
+other instants the same sum is the field sampled there: decoding at another rate evaluates it at t_j = j·old/new
+(sample 0 stays at t = 0, so a 2× decode interleaves the original samples, as for versions 1 and 2) and leaves out every component at or above the new Nyquist frequency, so the output is
 band-limited by construction and needs no PCM resampler.
 """
 
@@ -57,7 +57,7 @@ def kept_components(N: int, rate: int, new_rate: int) -> int:
 def synthesise(coefficients: np.ndarray, N: int, length: int, rate: int, new_rate: int) -> np.ndarray:
     """Coefficients (C, F, N) → the field sampled at ``new_rate``: (round(length · new / rate), C) float64.
 
-    Output sample j is at t_j = (j + ½)·rate/new − ½ original samples. Frames are grouped by the exact
+    Output sample j is at t_j = j·rate/new original samples. Frames are grouped by the exact
     (rational) position of their first output sample relative to the frame, so one basis matrix serves every
     frame of a group (one group at the original rate, a handful for ratios like 48 → 16 or 44.1 kHz).
     """
@@ -68,15 +68,14 @@ def synthesise(coefficients: np.ndarray, N: int, length: int, rate: int, new_rat
     if K == 0:
         return out
     coef = torch.from_numpy(np.ascontiguousarray(coefficients[:, :, :K]))
-    # In units of 1/(2·new): t_j = ((2j + 1)·rate − new) / (2·new); frame m starts (τ = −½) at (m − 1)·N − ½.
+    # In units of 1/(2·new): t_j = 2j·rate; frame m starts (τ = −½) at 2·new·(m − 1)·N − new.
     two_new = 2 * new_rate
-    starts = np.array([((m - 1) * N) * two_new - new_rate for m in range(F)], dtype=object)  # τ = −½, scaled
-    # first j with t_j ≥ start:  (2j + 1)·rate − new ≥ start  →  j ≥ (start + new − rate) / (2·rate)
-    first = [max(0, -(-(int(s) + new_rate - rate) // (2 * rate))) for s in starts]
+    starts = [two_new * (m - 1) * N - new_rate for m in range(F)]
+    first = [max(0, -(-s // (2 * rate))) for s in starts]  # the first j with t_j at or after the start
     span = 2 * N * two_new  # the frame's support, scaled
     groups: dict[int, list[int]] = {}
     for m in range(F):
-        phase = (2 * first[m] + 1) * rate - new_rate - int(starts[m])  # ≥ 0: how far into the frame j0 falls
+        phase = 2 * first[m] * rate - starts[m]  # ≥ 0: how far into the frame j0 falls
         groups.setdefault(phase, []).append(m)
     for phase, members in groups.items():
         n = max(0, -(-(span - phase) // (2 * rate)))  # output samples inside the support

@@ -138,6 +138,12 @@ def _integer_bits(ctx, q: np.ndarray) -> tuple[float, np.ndarray]:
     return context.FAMILY.residual_bits(q.reshape(-1), table), table.reshape(q.shape)
 
 
+def fixed_bits(context_width: int) -> float:
+    """Bits a file spends outside its coefficients (header, range-coder flush, context weights: an estimate)."""
+    return 8 * (bitstream.header_size() + SLACK_BYTES) + NETWORK_BITS_GUESS * sum(
+        math.prod(s) for s in context.shapes(context_width))
+
+
 def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> SpectralEncoded:
     """(L, C) float samples in [−1, 1] → a version-3 audio file."""
     L, C = samples.shape
@@ -146,10 +152,10 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
     budget = int(options.kbps * 1000 * L / sample_rate / 8)
     width = options.context_width
     overhead = 8 * (bitstream.header_size() + SLACK_BYTES)
-    network_guess = NETWORK_BITS_GUESS * sum(math.prod(s) for s in context.shapes(width))
-    if 8 * budget < 1.2 * (overhead + network_guess):
+    network_guess = fixed_bits(width) - overhead
+    if 8 * budget < 1.2 * fixed_bits(width):
         raise SnfInputError(f"the rate is too low for {L / sample_rate:.3g} s of audio ({budget} bytes); ask "
-                            f"for at least {1.2 * (overhead + network_guess) * sample_rate / L / 1000:.3g} kbps")
+                            f"for at least {1.2 * fixed_bits(width) * sample_rate / L / 1000:.3g} kbps")
     peak = float(np.abs(coefficients).max())
     smallest = max(peak / context.MAX_COEFFICIENT, 1e-12)
     top = math.log2(max(peak, 1e-12)) + 2  # log2 of a step that zeroes everything
