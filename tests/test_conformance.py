@@ -30,3 +30,4 @@ def test_conformance_files_are_valid_and_described():
     assert {"L", "RGB", "RGBA"} <= {i["layout"] for i in infos}
     assert {1, 2} <= {i["channels"] for i in infos if i["kind"] == "audio"}
     assert {1, 2, 3} <= {i["version"] for i in infos}  # without and with a learned prior; latent grids
+    assert {"image", "audio"} == {i["kind"] for i in infos if i["version"] == 3}  # latent grids, spectral field

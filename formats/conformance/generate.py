@@ -39,11 +39,18 @@ CASES = [
 AUDIO_CASES = [
     # name, (start, stop, step) samples of the speech sample (48 kHz; step 6: every sixth, taken as 8 kHz),
     # channels, encode options, extra decodes
-    ("speech_mono_1500", (254000, 255500, 1), 1, {"kbps": 128.0, "steps": 40}, [{"sample_rate": 44100}]),
-    ("speech_stereo_600", (250000, 250600, 1), 2, {"kbps": 256.0, "steps": 30}, [{"sample_rate": 8000}]),
+    ("speech_mono_1500", (254000, 255500, 1), 1, {"kbps": 128.0, "steps": 40, "field": "tiles"},
+     [{"sample_rate": 44100}]),
+    ("speech_stereo_600", (250000, 250600, 1), 2, {"kbps": 256.0, "steps": 30, "field": "tiles"},
+     [{"sample_rate": 8000}]),
     # Version 2: one second at 8 kHz and 32 kb/s has a shipped audio prior.
-    ("speech_prior_8k", (200000, 248000, 6), 1, {"kbps": 32.0, "steps": 20, "prior": "auto"},
+    ("speech_prior_8k", (200000, 248000, 6), 1, {"kbps": 32.0, "steps": 20, "prior": "auto", "field": "tiles"},
      [{"sample_rate": 11025}]),
+    # Version 3: the spectral field (§9), written on a CPU.
+    ("speech_spectral_16k", (200000, 248000, 3), 1, {"kbps": 48.0, "effort": "fast", "field": "latent"},
+     [{"sample_rate": 44100}, {"sample_rate": 8000}]),
+    ("speech_spectral_stereo_48k", (230000, 254000, 1), 2, {"kbps": 96.0, "effort": "fast", "field": "latent"},
+     [{"sample_rate": 16000}, {"sample_rate": 96000}]),
 ]
 
 

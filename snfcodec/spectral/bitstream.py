@@ -68,7 +68,8 @@ class SpectralHeader:
         return sum(math.prod(s) for s in self.context_shapes())
 
     def to_dict(self) -> dict:
-        return {"version": VERSION, "kind": "audio", "channels": self.channels, "sample_rate": self.sample_rate,
+        return {"version": VERSION, "kind": "audio", "channels": self.channels, "layout": "",
+                "sample_rate": self.sample_rate,
                 "shape": [self.length], "duration_seconds": self.length / self.sample_rate,
                 "field": {"type": "spectral", "frame": self.frame, "frames": self.frames,
                           "context_width": self.context_width, "transform": TRANSFORMS[self.transform],
