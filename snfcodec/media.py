@@ -190,9 +190,10 @@ def _expected_values(container, stream, channels: int) -> int:
     return int(min(MAX_AUDIO_SAMPLES, max(1 << 16, math.ceil(seconds * stream.rate) * channels + (1 << 12))))
 
 
-def decoded_chunks(container, stream) -> Iterator[np.ndarray]:
-    """Decode an audio stream to interleaved float32 blocks (flat arrays), resampler flushed at the end."""
-    resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=stream.rate)
+def decoded_chunks(container, stream, rate: int | None = None) -> Iterator[np.ndarray]:
+    """Decode an audio stream to interleaved float32 blocks (flat arrays) at ``rate`` (default: the stream's),
+    resampler flushed at the end."""
+    resampler = av.AudioResampler(format="flt", layout=stream.layout, rate=rate or stream.rate)
     for frame in container.decode(stream):
         for out in resampler.resample(frame):
             yield out.to_ndarray().reshape(-1)

@@ -73,10 +73,11 @@ class FFmpegAudioCodec(Codec):
         encode_pcm(buf, self.container_format, self.encoder, samples, sample_rate, int(setting * 1000))
         return buf.getvalue()
 
-    def decode(self, data: bytes, like: np.ndarray) -> np.ndarray:
-        """Decode and align to ``like`` (encoder delay differs between codecs and containers)."""
+    def decode(self, data: bytes, like: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
+        """Decode at ``sample_rate`` (Opus decoders always produce 48 kHz, whatever went in) and align to
+        ``like`` (encoder delay differs between codecs and containers)."""
         with av.open(io.BytesIO(data), format=self.container_format) as src:
-            decoded = np.concatenate(list(decoded_chunks(src, src.streams.audio[0])))
+            decoded = np.concatenate(list(decoded_chunks(src, src.streams.audio[0], sample_rate)))
         return align(decoded.reshape(-1, like.shape[1]), like)
 
 

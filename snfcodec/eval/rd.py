@@ -74,9 +74,9 @@ def _snf_rows(path, signal, sample_rate, kind, rates, effort, seed, files: dict,
               name: str = "snfcodec"):
     """One row per rate; ``files[rate]`` keeps each encoded file (for the crops)."""
     for rate in rates:
-        options = {"bpp": rate, "field": field} if kind == "image" else {"kbps": rate, "sample_rate": sample_rate}
+        options = {"bpp": rate} if kind == "image" else {"kbps": rate, "sample_rate": sample_rate}
         start = time.perf_counter()
-        result = snfcodec.encode(signal, effort=effort, seed=seed, **options)
+        result = snfcodec.encode(signal, effort=effort, seed=seed, field=field, **options)
         encode_seconds = time.perf_counter() - start
         start = time.perf_counter()
         decoded = snfcodec.decode(result.data)
@@ -95,7 +95,7 @@ def _baseline_rows(path, signal, sample_rate, kind):
             data = codec.encode(signal, setting, sample_rate)
             encode_seconds = time.perf_counter() - start
             start = time.perf_counter()
-            decoded = codec.decode(data, signal)
+            decoded = codec.decode(data, signal) if kind == "image" else codec.decode(data, signal, sample_rate)
             decode_seconds = time.perf_counter() - start
             yield _row(path, codec.name, setting, data, signal, decoded, sample_rate, kind, encode_seconds,
                        decode_seconds)
@@ -191,8 +191,8 @@ def plot(summary: dict, kind: str, path: str, anchors: bool) -> None:
 
 def run(folder: str, kind: str, out: str, rates, effort: str, seed: int = 0, anchors: bool = True,
         progress: bool = True, crops: bool = False, crop_rate: float = CROP_RATE, fields=("auto",)) -> dict:
-    """fields (images): the first is the curve called "snfcodec" (its BD-rates are the summary's), every
-    further one is "snfcodec-FIELD" with its BD-rates against all the others in ``bd_rate_of``."""
+    """fields: the first is the curve called "snfcodec" (its BD-rates are the summary's), every further one is
+    "snfcodec-FIELD" with its BD-rates against all the others in ``bd_rate_of``."""
     items = _items(folder, kind)
     if not items:
         raise click.UsageError(f"{folder}: no {kind} files found")
@@ -204,7 +204,7 @@ def run(folder: str, kind: str, out: str, rates, effort: str, seed: int = 0, anc
         else:
             samples, sample_rate = read_audio(path)
             loaded.append((path, samples, sample_rate))
-    fields = tuple(fields) if kind == "image" else ("auto",)
+    fields = tuple(fields)
     baselines = IMAGE_CODECS if kind == "image" else AUDIO_CODECS
     per_item = len(fields) * len(rates) + sum(len(c.settings) for c in baselines)
     rows: list[Row] = []
@@ -256,6 +256,9 @@ def format_table(summary: dict) -> str:
         bd_text = "" if bd is None else ("no overlap" if math.isnan(bd) else f"{bd:+.1f} %")
         lines.append(f"{codec:10s} {len(points):6d} {min(rates):8.3f}–{max(rates):<9.3f} "
                      f"{min(psnrs):8.2f}–{max(psnrs):<9.2f} {bd_text:>20s}")
+    lines.append(f"mean per setting ({unit} → dB), the rate each codec produced:")
+    for codec, points in summary["curves"].items():
+        lines.append(f"  {codec:16s} " + "  ".join(f"{p['rate']:.3g}→{p['psnr']:.2f}" for p in points))
     for name, bds in summary.get("bd_rate_of", {}).items():
         lines.append(f"BD-rate of {name}: " + ", ".join(
             f"{c} {'no overlap' if math.isnan(v) else f'{v:+.1f} %'}" for c, v in bds.items()))
@@ -283,7 +286,7 @@ def _parse_rates(ctx, param, value):
 @click.option("--effort", type=click.Choice(["fast", "default", "slow"]), help="snfcodec effort.")
 @click.option("--quick", is_flag=True, help="3 rates at fast effort.")
 @click.option("--field", "fields", default="auto", show_default=True,
-              help="Images: snfcodec field(s), comma-separated (auto, tiles, latent); the first is 'snfcodec'.")
+              help="snfcodec field(s), comma-separated (auto, tiles, latent); the first is 'snfcodec'.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--anchors/--no-anchors", default=True, show_default=True,
               help="Draw published reference curves (other data sets) on the plot.")
