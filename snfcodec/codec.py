@@ -679,7 +679,7 @@ def _encode_spectral(item: Prepared, options: EncodeOptions, start: float) -> En
     duration = len(item.original) / rate
     encoded = spectral.encoder.encode(item.original, rate, spectral.encoder.SpectralOptions(
         presets.spectral_frame(rate), 8 * item.budget_bytes / duration / 1000, presets.SPECTRAL_CONTEXT_WIDTH,
-        presets.SPECTRAL_DEADZONE, steps, seed=int(options.seed)))
+        presets.SPECTRAL_DEADZONE, steps, seed=int(options.seed), window=presets.SPECTRAL_WINDOW))
     decoded = spectral.decoder.sample(spectral.decoder.read_field(encoded.data), rate)
     return EncodeResult(encoded.data, None, psnr_float(decoded, item.original), time.perf_counter() - start,
                         encoded.steps, 0, math.nan, (1.0, 1.0), 0.0, "cpu",
@@ -726,7 +726,7 @@ def _output_rate(header, sample_rate: int | None) -> int:
 def _sample_spectral(field, sample_rate, max_samples) -> np.ndarray:
     h = field.header
     rate = _output_rate(h, sample_rate)
-    _check_output_size(max(1, round(h.length * rate / h.sample_rate)) * h.channels, max_samples)
+    _check_output_size(spectral.basis.output_length(h.length, h.sample_rate, rate) * h.channels, max_samples)
     return spectral.decoder.sample(field, rate)
 
 

@@ -201,6 +201,7 @@ SPECTRAL_FRAME_SECONDS = 0.02  # frame hop ≈ 20 ms, rounded to a power of two 
 SPECTRAL_STEPS = {"fast": (60, 40), "default": (150, 100), "slow": (400, 300)}  # context training steps
 SPECTRAL_DEADZONE = 0.15  # rounding towards zero, in steps
 SPECTRAL_CONTEXT_WIDTH = 12
+SPECTRAL_WINDOW = 1024  # frames a window: ≈ 16 s at 16 kHz, 21–24 s at 44.1 and 48 kHz
 # "auto" gives a sound the spectral field when its fixed cost (header and context weights, ≈ 620 bytes) is at
 # most this share of the file; shorter or leaner files keep the tiled field, which has no such floor.
 SPECTRAL_MAX_FIXED_SHARE = 0.25

@@ -38,11 +38,23 @@ def speechlike(n=8000, rate=RATE, channels=1, seed=0):
 
 # ---- basis ------------------------------------------------------------------------------------------------
 
+def _render(coefficients, N, length, rate, new_rate):
+    """All frames of a grid at ``new_rate``."""
+    return basis.synthesise(coefficients, N, rate, new_rate, 0, 0, basis.output_length(length, rate, new_rate))
+
+
+def test_frames_analysed_in_parts_are_the_frames_analysed_whole():
+    x = np.random.default_rng(8).standard_normal((900, 2))
+    whole = basis.analyse(x, 32)
+    np.testing.assert_allclose(np.concatenate([basis.analyse(x, 32, 0, 7), basis.analyse(x, 32, 7, whole.shape[1])],
+                                              axis=1), whole, atol=1e-12)
+
+
 def test_synthesis_at_the_original_rate_inverts_the_analysis():
     x = np.random.default_rng(0).standard_normal((1000, 2)) * 0.1
     c = basis.analyse(x, 32)
     assert c.shape == (2, basis.frames(1000, 32), 32)
-    np.testing.assert_allclose(basis.synthesise(c, 32, 1000, RATE, RATE), x, atol=1e-12)
+    np.testing.assert_allclose(_render(c, 32, 1000, RATE, RATE), x, atol=1e-12)
 
 
 @pytest.mark.parametrize("new_rate", [8000, 22050, 32000, 44100])
@@ -50,7 +62,7 @@ def test_the_field_between_samples_is_the_signal_between_samples(new_rate):
     """A 440 Hz tone sampled at 16 kHz, evaluated at another rate, is the same tone at those instants."""
     n = 4000
     x = (0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / RATE))[:, None]
-    y = basis.synthesise(basis.analyse(x, 64), 64, n, RATE, new_rate)
+    y = _render(basis.analyse(x, 64), 64, n, RATE, new_rate)
     assert y.shape == (round(n * new_rate / RATE), 1)
     t = np.arange(len(y)) / new_rate  # t_j in seconds
     inner = slice(len(y) // 10, -len(y) // 10)
@@ -59,14 +71,14 @@ def test_the_field_between_samples_is_the_signal_between_samples(new_rate):
 
 def test_a_decode_at_twice_the_rate_interleaves_the_original_samples():
     x = np.random.default_rng(6).standard_normal((500, 1)) * 0.1
-    y = basis.synthesise(basis.analyse(x, 32), 32, 500, RATE, 2 * RATE)
+    y = _render(basis.analyse(x, 32), 32, 500, RATE, 2 * RATE)
     np.testing.assert_allclose(y[::2], x, atol=1e-12)
 
 
 def test_components_above_the_new_nyquist_are_left_out():
     n = 4000
     x = (0.5 * np.sin(2 * np.pi * 6000 * np.arange(n) / RATE))[:, None]  # above 4 kHz, the Nyquist of 8 kHz
-    y = basis.synthesise(basis.analyse(x, 64), 64, n, RATE, 8000)
+    y = _render(basis.analyse(x, 64), 64, n, RATE, 8000)
     assert np.abs(y[100:-100]).max() < 1e-9  # (the tone's abrupt start and end are broadband)
     assert basis.kept_components(64, RATE, 8000) == 32  # (2k + 1)·16000 < 128·8000  ⟺  k < 31.5
     assert basis.kept_components(64, RATE, RATE) == 64 and basis.kept_components(64, RATE, 100) == 0
@@ -191,7 +203,7 @@ def test_decoding_at_another_rate_samples_the_same_field(voice, encoded, new_rat
     out = snfcodec.decode(encoded.data, sample_rate=new_rate)
     assert out.shape == (round(len(voice) * new_rate / RATE), 1)
     # against the original at those instants (band-limited interpolation of the input)
-    ref = basis.synthesise(basis.analyse(voice.astype(np.float64), 256), 256, len(voice), RATE, new_rate)
+    ref = _render(basis.analyse(voice.astype(np.float64), 256), 256, len(voice), RATE, new_rate)
     assert snfcodec.codec.psnr_float(out, ref.astype(np.float32)) > encoded.psnr - 3
 
 
@@ -204,6 +216,23 @@ def test_stereo_and_more_channels_round_trip():
     r3 = snfcodec.encode(x3, sample_rate=RATE, kbps=144, effort="fast")
     assert snfcodec.info(r3.data)["field"]["transform"] == "none"
     assert snfcodec.decode(r3.data).shape == (6000, 3) and r3.psnr > 35
+
+
+def test_a_long_file_is_searched_on_some_windows_and_corrected_on_all(monkeypatch):
+    """Windows of 16 frames, a search that sees 3 of the 12: the rate still lands at or just under the target,
+    and the windows decode into one continuous signal."""
+    from snfcodec import presets
+    from snfcodec.spectral import encoder
+    x = speechlike(3 * 16 * 256 * 4 - 300, seed=9)
+    whole = snfcodec.encode(x, sample_rate=RATE, kbps=48, effort="fast")
+    monkeypatch.setattr(presets, "SPECTRAL_WINDOW", 16)
+    monkeypatch.setattr(encoder, "SEARCH_COEFFICIENTS", 3 * 16 * 256)
+    r = snfcodec.encode(x, sample_rate=RATE, kbps=48, effort="fast")
+    assert snfcodec.info(r.data)["field"]["window"] == 16
+    budget = int(48 * 1000 * len(x) / RATE / 8)
+    assert 0.98 * budget <= len(r.data) <= budget
+    assert r.psnr > whole.psnr - 1.0  # windows cost little
+    assert snfcodec.codec.psnr_float(snfcodec.decode(r.data), x) == pytest.approx(r.psnr, abs=1e-9)
 
 
 def test_the_tiled_field_is_still_there_for_audio(voice):
@@ -273,6 +302,6 @@ def test_header_limits_are_checked_before_allocating(encoded):
     import struct
     data = bytearray(encoded.data)
     struct.pack_into("<I", data, 16 + 4, 0xFFFFFFFF)  # length: 4 G samples
-    data[16 + 8] = 8  # 8 channels
+    data[16 + 8], data[16 + 9], data[16 + 10] = 8, 13, 16  # 8 channels, frames of 8192, windows of 65536 frames
     with pytest.raises(SnfFormatError, match="exceed"):
         snfcodec.decode(_resign(bytes(data)))

@@ -7,4 +7,4 @@ A sound is a continuous function of time, a sum of windowed sinusoids on a (fram
 evaluates the field at any sample rate.
 """
 
-from . import decoder, encoder  # noqa: F401  (the codec calls them as spectral.encoder / spectral.decoder)
+from . import basis, decoder, encoder  # noqa: F401  (the codec calls them as spectral.encoder, ...)

@@ -36,17 +36,21 @@ def _basis(tau: torch.Tensor, N: int, K: int) -> torch.Tensor:
     return w[:, None] * torch.cos((math.pi / N) * (tau + 0.5 + N / 2)[:, None] * k[None])
 
 
-def analyse(samples: np.ndarray, N: int) -> np.ndarray:
-    """(L, C) float samples → coefficients (C, F, N) float64: the MDCT with the sine window."""
+def analyse(samples: np.ndarray, N: int, first: int = 0, stop: int | None = None) -> np.ndarray:
+    """(L, C) float samples → coefficients (C, F, N) float64 of frames ``first`` … ``stop`` − 1 (default: all
+    F = frames(L, N)): the MDCT with the sine window. Frame m reads samples (m − 1)·N … (m + 1)·N − 1, zero
+    outside the signal."""
     L, C = samples.shape
-    F = frames(L, N)
-    padded = np.zeros(((F + 1) * N, C))
-    padded[N:N + L] = samples
+    stop = frames(L, N) if stop is None else stop
+    lo, hi = (first - 1) * N, stop * N
+    segment = np.zeros((hi - lo, C))
+    a, b = max(lo, 0), min(hi, L)
+    if b > a:
+        segment[a - lo:b - lo] = samples[a:b]
     basis = _basis(torch.arange(2 * N, dtype=torch.float64), N, N).numpy()  # (2N, N)
-    # frame m holds padded[m·N : m·N + 2N]: the two halves of every frame are consecutive hops
-    hops = padded.reshape(F + 1, N, C)
-    out = np.einsum("fnc,nk->cfk", hops[:-1], basis[:N]) + np.einsum("fnc,nk->cfk", hops[1:], basis[N:])
-    return out
+    # frame m is two consecutive hops: the segment's hops m − first and m − first + 1
+    hops = segment.reshape(stop - first + 1, N, C)
+    return np.einsum("fnc,nk->cfk", hops[:-1], basis[:N]) + np.einsum("fnc,nk->cfk", hops[1:], basis[N:])
 
 
 def kept_components(N: int, rate: int, new_rate: int) -> int:
@@ -54,42 +58,53 @@ def kept_components(N: int, rate: int, new_rate: int) -> int:
     return int(min(N, max(0, -(-(2 * N * new_rate - rate) // (2 * rate)))))
 
 
-def synthesise(coefficients: np.ndarray, N: int, length: int, rate: int, new_rate: int) -> np.ndarray:
-    """Coefficients (C, F, N) → the field sampled at ``new_rate``: (round(length · new / rate), C) float64.
+def output_length(length: int, rate: int, new_rate: int) -> int:
+    return max(1, round(length * new_rate / rate))
 
-    Output sample j is at t_j = j·rate/new original samples. Frames are grouped by the exact
-    (rational) position of their first output sample relative to the frame, so one basis matrix serves every
-    frame of a group (one group at the original rate, a handful for ratios like 48 → 16 or 44.1 kHz).
+
+def first_sample(m: int, N: int, rate: int, new_rate: int) -> int:
+    """The first output sample j (t_j = j·rate/new) at or after the start of frame m's support, (m − 1)·N − ½."""
+    start = 2 * new_rate * (m - 1) * N - new_rate  # in units of 1/(2·new)
+    return max(0, -(-start // (2 * rate)))
+
+
+def synthesise(coefficients: np.ndarray, N: int, rate: int, new_rate: int, first: int, origin: int,
+               count: int) -> np.ndarray:
+    """Frames ``first`` … of coefficients (C, F, N) sampled at ``new_rate``: their sum at output samples
+    origin … origin + count − 1 → (count, C) float64 (frames reach into the samples of their neighbours: callers
+    add overlapping spans).
+
+    Output sample j is at t_j = j·rate/new original samples. Frames are grouped by the exact (rational) position
+    of their first output sample relative to the frame, so one basis matrix serves every frame of a group (one
+    group at the original rate, a handful for ratios like 48 → 16 or 44.1 kHz).
     """
     C, F, _ = coefficients.shape
-    count = max(1, round(length * new_rate / rate))
     K = kept_components(N, rate, new_rate)
     out = np.zeros((count, C))
     if K == 0:
         return out
     coef = torch.from_numpy(np.ascontiguousarray(coefficients[:, :, :K]))
-    # In units of 1/(2·new): t_j = 2j·rate; frame m starts (τ = −½) at 2·new·(m − 1)·N − new.
+    # In units of 1/(2·new): t_j = 2j·rate; frame m's support starts (τ = −½) at 2·new·(m − 1)·N − new.
     two_new = 2 * new_rate
-    starts = [two_new * (m - 1) * N - new_rate for m in range(F)]
-    first = [max(0, -(-s // (2 * rate))) for s in starts]  # the first j with t_j at or after the start
-    span = 2 * N * two_new  # the frame's support, scaled
+    span = 2 * N * two_new  # a frame's support, in the same units
+    starts = [first_sample(first + f, N, rate, new_rate) for f in range(F)]
     groups: dict[int, list[int]] = {}
-    for m in range(F):
-        phase = 2 * first[m] * rate - starts[m]  # ≥ 0: how far into the frame j0 falls
-        groups.setdefault(phase, []).append(m)
+    for f in range(F):
+        phase = 2 * starts[f] * rate - (two_new * (first + f - 1) * N - new_rate)  # ≥ 0: j0's place in the frame
+        groups.setdefault(phase, []).append(f)
     for phase, members in groups.items():
         n = max(0, -(-(span - phase) // (2 * rate)))  # output samples inside the support
         if n == 0:
             continue
         tau = (phase + 2 * rate * torch.arange(n, dtype=torch.float64)) / two_new - 0.5
-        for lo in range(0, n, max(1, MAX_BASIS_VALUES // K)):
-            part = slice(lo, min(n, lo + max(1, MAX_BASIS_VALUES // K)))
-            basis = _basis(tau[part], N, K)  # (n_part, K)
-            idx = torch.tensor(members)
+        part_len = max(1, MAX_BASIS_VALUES // K)
+        idx = torch.tensor(members)
+        for lo in range(0, n, part_len):
+            basis = _basis(tau[lo:lo + part_len], N, K)  # (n_part, K)
             values = torch.einsum("cmk,nk->mnc", coef[:, idx], basis).numpy()  # (members, n_part, C)
-            for row, m in enumerate(members):
-                j0 = first[m] + part.start
-                j1 = min(count, j0 + values.shape[1])
-                if j1 > j0:
-                    out[j0:j1] += values[row, :j1 - j0]
+            for row, f in enumerate(members):
+                j0 = starts[f] + lo - origin
+                a, b = max(j0, 0), min(count, j0 + values.shape[1])
+                if b > a:
+                    out[a:b] += values[row, a - j0:b - j0]
     return out

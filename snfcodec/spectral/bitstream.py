@@ -25,11 +25,13 @@ KIND = 2  # container.KIND_AUDIO
 MAX_RATE = 10_000_000
 MAX_CHANNELS = 8
 FRAME_LOG2 = (4, 13)  # frames of 16 … 8192 samples
-MAX_COEFFICIENTS = 1 << 31  # channels × frames × frame length
+WINDOW_LOG2 = (1, 16)  # windows of 2 … 65536 frames
+MAX_WINDOW_COEFFICIENTS = 1 << 24  # channels × window frames × frame length: what a decoder holds at a time
 MAX_WIDTH = 64
 TRANSFORMS = ("none", "mid/side")
 _PREFIX = struct.Struct("<4sBBHII")  # as container: magic, version, kind, flags, header_length, payload_length
-_FIXED = struct.Struct("<IIBBBBf")  # sample rate, length, channels, log2 frame, context width, transform, step
+_FIXED = struct.Struct("<IIBBBBBBf")  # sample rate, length, channels, log2 frame, log2 window, context width,
+# transform, reserved, step
 _RECORD = struct.Struct("<BBhh")  # per context tensor: shift, scale index, lo, hi (as the image field's)
 _CRC = struct.Struct("<I")
 
@@ -40,6 +42,7 @@ class SpectralHeader:
     length: int  # samples per channel
     channels: int
     frame_log2: int
+    window_log2: int
     context_width: int
     transform: int  # index into TRANSFORMS
     step: float  # coefficient = integer × step (a float32 value)
@@ -51,6 +54,10 @@ class SpectralHeader:
     @property
     def frame(self) -> int:
         return 1 << self.frame_log2
+
+    @property
+    def window(self) -> int:
+        return 1 << self.window_log2
 
     @property
     def shape(self) -> tuple[int]:
@@ -71,7 +78,7 @@ class SpectralHeader:
         return {"version": VERSION, "kind": "audio", "channels": self.channels, "layout": "",
                 "sample_rate": self.sample_rate,
                 "shape": [self.length], "duration_seconds": self.length / self.sample_rate,
-                "field": {"type": "spectral", "frame": self.frame, "frames": self.frames,
+                "field": {"type": "spectral", "frame": self.frame, "frames": self.frames, "window": self.window,
                           "context_width": self.context_width, "transform": TRANSFORMS[self.transform],
                           "step": self.step},
                 "latents": self.channels * self.frames * self.frame, "parameters": self.parameters,
@@ -88,7 +95,7 @@ def header_size() -> int:
 def write(header: SpectralHeader, payload: bytes) -> bytes:
     from ..container import MAGIC
     body = _FIXED.pack(header.sample_rate, header.length, header.channels, header.frame_log2,
-                       header.context_width, header.transform, header.step)
+                       header.window_log2, header.context_width, header.transform, 0, header.step)
     for t in header.context:
         body += _RECORD.pack(t.exponent, t.scale_index, t.lo, t.hi)
     data = _PREFIX.pack(MAGIC, VERSION, KIND, 0, len(body), len(payload)) + body + payload
@@ -107,23 +114,24 @@ def read(data: bytes) -> tuple[SpectralHeader, bytes]:
     end = pos + hlen
     if hlen != _FIXED.size + 12 * _RECORD.size:
         _fail(8, f"header length {hlen} is not {_FIXED.size + 12 * _RECORD.size}")
-    rate, length, C, n, width, transform, step = _FIXED.unpack_from(data, pos)
+    rate, length, C, n, w, width, transform, reserved, step = _FIXED.unpack_from(data, pos)
     checks = [
         (1 <= rate <= MAX_RATE, f"sample rate {rate} outside 1..{MAX_RATE}"),
         (length >= 1, "length is zero"),
         (1 <= C <= MAX_CHANNELS, f"channel count {C} outside 1..{MAX_CHANNELS}"),
         (FRAME_LOG2[0] <= n <= FRAME_LOG2[1], f"log2 frame {n} outside {FRAME_LOG2[0]}..{FRAME_LOG2[1]}"),
+        (WINDOW_LOG2[0] <= w <= WINDOW_LOG2[1], f"log2 window {w} outside {WINDOW_LOG2[0]}..{WINDOW_LOG2[1]}"),
         (1 <= width <= MAX_WIDTH, f"context width {width} outside 1..{MAX_WIDTH}"),
         (transform < len(TRANSFORMS) and (transform == 0 or C == 2), f"channel transform {transform} with {C} "
                                                                      "channels"),
+        (reserved == 0, "reserved field is not zero"),
         (math.isfinite(step) and step > 0, f"step {step} is not a positive finite number"),
     ]
     for ok, what in checks:
         if not ok:
             _fail(pos, what)
-    if C * basis.frames(length, 1 << n) * (1 << n) > MAX_COEFFICIENTS:
-        _fail(pos, f"{C} channels of {length} samples in frames of {1 << n} exceed {MAX_COEFFICIENTS} "
-                   "coefficients")
+    if C * min(1 << w, basis.frames(length, 1 << n)) * (1 << n) > MAX_WINDOW_COEFFICIENTS:
+        _fail(pos, f"windows of {C} x {1 << w} frames of {1 << n} exceed {MAX_WINDOW_COEFFICIENTS} coefficients")
     pos += _FIXED.size
     codes = []
     for i in range(12):
@@ -136,5 +144,5 @@ def read(data: bytes) -> tuple[SpectralHeader, bytes]:
             _fail(pos, f"tensor {i}: context weights [{lo}, {hi}] << {q} exceed {MAX_WEIGHT}")
         codes.append(TensorCode(q, s, lo, hi))
         pos += _RECORD.size
-    header = SpectralHeader(rate, length, C, n, width, transform, step, tuple(codes))
+    header = SpectralHeader(rate, length, C, n, w, width, transform, step, tuple(codes))
     return header, data[end:end + plen]

@@ -1,6 +1,8 @@
 """The order in which a version-3 audio payload is coded, shared by encoder and decoder: the context weights,
-then the coefficients component by component (k = 0 … N − 1), each in an even-frame and an odd-frame pass
-(:mod:`snfcodec.spectral.context`); within a pass channel by channel, frame by frame, grouped by table."""
+then the coefficients window by window (W frames each; a window's context never reaches into another, so each
+decodes with bounded memory), within a window component by component (k = 0 … N − 1), each in an even-frame and
+an odd-frame pass (:mod:`snfcodec.spectral.context`), within a pass channel by channel, frame by frame, grouped
+by table."""
 
 from __future__ import annotations
 
@@ -12,6 +14,12 @@ from ..latent.context import IntegerContext
 from .context import FAMILY, MAX_COEFFICIENT, _padded, magnitude, pass_features, pass_positions
 
 
+def windows(F: int, W: int):
+    """(first, stop) frames of each window."""
+    for first in range(0, F, W):
+        yield first, min(F, first + W)
+
+
 def passes(F: int, N: int):
     """(k, p, frames of the pass) in decoding order."""
     for k in range(N):
@@ -21,15 +29,16 @@ def passes(F: int, N: int):
                 yield k, p, rows
 
 
-def encode_coefficients(encoder, q: np.ndarray, table: np.ndarray) -> None:
-    """Code the integer coefficients q (C, F, N) with their tables (C, F, N), in decoding order."""
+def encode_window(encoder, q: np.ndarray, table: np.ndarray) -> None:
+    """Code a window's integer coefficients q (C, F, N) with their tables (C, F, N), in decoding order."""
     C, F, N = q.shape
     for k, p, rows in passes(F, N):
         FAMILY.encode(encoder, q[:, rows, k].reshape(-1), table[:, rows, k].reshape(-1))
 
 
-def decode_coefficients(decoder, shape: tuple[int, int, int], context: IntegerContext) -> np.ndarray:
-    """Read the coefficients (C, F, N) int64: per pass, the integer model's tables from what is decoded."""
+def decode_window(decoder, shape: tuple[int, int, int], context: IntegerContext) -> np.ndarray:
+    """Read a window's coefficients (C, F, N) int64: per pass, the integer model's tables from what is
+    decoded."""
     C, F, N = shape
     q = np.zeros(shape, dtype=np.int64)
     P = _padded(q)

@@ -1,14 +1,17 @@
-"""Decoding a version-3 audio file: parse, range-decode the context weights and the coefficients (exact
-integers, the same on every machine), then evaluate the field at any sample rate (:mod:`.basis`)."""
+"""Decoding a version-3 audio file: parse, range-decode the context weights and then, window by window, the
+coefficients (exact integers, the same on every machine), evaluating the field at any sample rate as each
+window arrives (:mod:`.basis`) — memory for one window and the output, whatever the duration."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
 from ..latent import coding as latent_coding
+from ..latent.context import IntegerContext
 from . import basis, coding, context
 from .bitstream import SpectralHeader
 
@@ -18,7 +21,8 @@ SQRT_HALF = math.sqrt(0.5)
 @dataclass
 class DecodedField:
     header: SpectralHeader
-    coefficients: np.ndarray  # (C, F, N) float64: integers × step, channel transform undone
+    payload: bytes
+    context: IntegerContext
 
 
 def from_mid_side(coefficients: np.ndarray) -> np.ndarray:
@@ -27,24 +31,48 @@ def from_mid_side(coefficients: np.ndarray) -> np.ndarray:
     return np.stack([(m + s) * SQRT_HALF, (m - s) * SQRT_HALF])
 
 
+def _weights(decoder, header: SpectralHeader) -> IntegerContext:
+    return context.integer_model(latent_coding.decode_context(decoder, header.context, header.context_shapes()))
+
+
 def read_field(data: bytes) -> DecodedField:
+    """Parse a file and its context model (the coefficients are read when the field is sampled)."""
     from .. import container
     header, payload = container.read(data)
     if not isinstance(header, SpectralHeader):
         raise ValueError("not a version-3 audio file")
-    decoder = latent_coding.new_decoder(payload)
     with latent_coding.reading_payload():
-        weights = latent_coding.decode_context(decoder, header.context, header.context_shapes())
-        q = coding.decode_coefficients(decoder, (header.channels, header.frames, header.frame),
-                                       context.integer_model(weights))
-    coefficients = q.astype(np.float64) * header.step
-    if header.transform == 1:
-        coefficients = from_mid_side(coefficients)
-    return DecodedField(header, coefficients)
+        model = _weights(latent_coding.new_decoder(payload), header)
+    return DecodedField(header, payload, model)
+
+
+def windows(field: DecodedField) -> Iterator[tuple[int, np.ndarray]]:
+    """(first frame, coefficients (C, W, N) float64, channel transform undone) of each window in turn."""
+    h = field.header
+    decoder = latent_coding.new_decoder(field.payload)
+    with latent_coding.reading_payload():
+        _weights(decoder, h)
+        for first, stop in coding.windows(h.frames, h.window):
+            q = coding.decode_window(decoder, (h.channels, stop - first, h.frame), field.context)
+            coefficients = q.astype(np.float64) * h.step
+            yield first, from_mid_side(coefficients) if h.transform == 1 else coefficients
 
 
 def sample(field: DecodedField, sample_rate: int) -> np.ndarray:
-    """The field at ``sample_rate`` Hz → (round(length · new / old), C) float32 in [−1, 1]."""
+    """The field at ``sample_rate`` Hz → (round(length · new / old), C) float32 in [−1, 1]. Each window's
+    samples are final once the next window's first frame has been added (frames overlap by one hop)."""
     h = field.header
-    out = basis.synthesise(field.coefficients, h.frame, h.length, h.sample_rate, sample_rate)
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
+    N, rate = h.frame, h.sample_rate
+    count = basis.output_length(h.length, rate, sample_rate)
+    out = np.empty((count, h.channels), dtype=np.float32)
+    pending, done = np.zeros((0, h.channels)), 0  # unfinished samples from ``done`` on
+    for first, coefficients in windows(field):
+        stop = first + coefficients.shape[1]
+        end = min(count, basis.first_sample(stop + 1, N, rate, sample_rate))  # past the last frame's support
+        local = basis.synthesise(coefficients, N, rate, sample_rate, first, done, max(0, end - done))
+        local[:len(pending)] += pending[:len(local)]
+        final = min(count, basis.first_sample(stop, N, rate, sample_rate)) - done  # before the next window
+        out[done:done + final] = np.clip(local[:final], -1.0, 1.0)
+        pending, done = local[final:], done + final
+    out[done:] = np.clip(pending[:count - done], -1.0, 1.0)
+    return out

@@ -6,9 +6,12 @@ The rate-distortion choice: the basis is orthonormal, so the squared error is th
 error and one step for every coefficient is what minimises it at a given rate (the reverse water-filling of a
 Gaussian source: components below the step are zeroed). Rounding is biased towards zero by ``deadzone`` of a
 step (a zero costs far fewer bits than a ±1; the offset is measured, ``docs/audio.md``). The step is searched
-three times: with a per-component Laplace proxy, then with the float context model trained at the proxy's step,
-then, after training again there, with the integer model on the exact table bits — at or under the budget
-and within its last byte's step; the range coder's last words are then confirmed by coding.
+three times on the search material: with a per-component Laplace proxy, then with the float context model
+trained at the proxy's step, then, after training again there, with the integer model on the exact table bits;
+the range coder's last words are then confirmed by coding. A short file is its own search material, so the
+search is exact; a long one (over SEARCH_COEFFICIENTS) searches on windows spread over it and then corrects
+the step with passes over the whole file, window by window — memory for the samples and one window, time
+linear in the duration.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -36,6 +40,9 @@ PROXY_SEARCH = (8.0, 13)  # bracket half-width, bisection steps
 FLOAT_SEARCH = (0.5, 7)
 EXACT_SEARCH = (1 / 16, 10)
 BATCH = 1 << 15  # coefficients a training step sees
+SEARCH_COEFFICIENTS = 1 << 21  # coefficients the search sees: ≈ 20 s of 48 kHz stereo
+FULL_PASSES = 4  # step corrections over the whole of a long file
+RATE_FLOOR = 0.985  # a long file's corrections stop once it is within 1.5 % under the target
 
 
 @dataclass
@@ -48,6 +55,7 @@ class SpectralOptions:
     lr: float = 1e-2
     mid_side: bool | None = None  # stereo only; None: whichever the proxy rate prefers
     seed: int = 0
+    window: int = 1024  # frames a window (a power of two)
 
 
 @dataclass
@@ -64,58 +72,33 @@ def quantize(coefficients: np.ndarray, step: float, deadzone: float) -> np.ndarr
     return (np.sign(coefficients) * np.clip(q, 0, context.MAX_COEFFICIENT)).astype(np.int64)
 
 
-def _proxy_bits(q: np.ndarray) -> float:
+def fixed_bits(context_width: int) -> float:
+    """Bits a file spends outside its coefficients (header, range-coder flush, context weights: an estimate)."""
+    return 8 * (bitstream.header_size() + SLACK_BYTES) + NETWORK_BITS_GUESS * sum(
+        math.prod(s) for s in context.shapes(context_width))
+
+
+def _proxy_bits(qs: list[np.ndarray]) -> float:
     """Bits under one zero-mean Laplace per component (the scale its mean magnitude): a context-free stand-in."""
-    b = np.maximum(np.abs(q).mean(axis=(0, 1)), 1e-3)
-    t = torch.from_numpy(q.astype(np.float64))
-    return float(laplace_bits(t, torch.zeros(()), torch.from_numpy(np.log(b))[None, None],
-                                      context.FAMILY).sum())
+    b = np.maximum(sum(np.abs(q).sum(axis=(0, 1)) for q in qs) / sum(q[..., 0].size for q in qs), 1e-3)
+    log_b = torch.from_numpy(np.log(b))[None, None]
+    return sum(float(laplace_bits(torch.from_numpy(q.astype(np.float64)), torch.zeros(()), log_b,
+                                  context.FAMILY).sum()) for q in qs)
 
 
-class _Search:
-    """Bisection on log2 step of a monotone bits(step) for the largest rate at or under a budget."""
-
-    def __init__(self, coefficients, deadzone, smallest, largest):
-        self.coefficients, self.deadzone = coefficients, deadzone
-        self.lowest, self.highest = math.log2(smallest), math.log2(largest)
-
-    def run(self, bits, budget: float, around: float, width: float, iterations: int) -> float:
-        """The smallest step (float32-representable) with bits ≤ budget, searched from [around ± width] (the
-        bracket moves out until it holds the answer) to 2^-iterations of its width."""
-        lo, hi = max(around - width, self.lowest), around + width
-        while lo > self.lowest and bits(self.step(lo)) <= budget:
-            lo, hi = max(lo - 2 * width, self.lowest), lo
-        if bits(self.step(lo)) <= budget:
-            return self.step(lo)  # the finest step the format allows is under budget
-        while bits(self.step(hi)) > budget:
-            if hi > self.highest:  # every coefficient is zero and that is still too much
-                raise SnfInputError(f"could not meet the rate target of {budget / 8:.0f} payload bytes; ask for "
-                                    "a higher rate")
-            lo, hi = hi, hi + 2 * width
-        for _ in range(iterations):
-            mid = 0.5 * (lo + hi)
-            if bits(self.step(mid)) <= budget:
-                hi = mid
-            else:
-                lo = mid
-        return self.step(hi)
-
-    @staticmethod
-    def step(log2_step: float) -> float:
-        return float(np.float32(2.0 ** log2_step))
-
-    def q(self, step: float) -> np.ndarray:
-        return quantize(self.coefficients, step, self.deadzone)
+def _odd(shape) -> np.ndarray:
+    return np.broadcast_to((np.arange(shape[1]) % 2 == 1)[None, :, None], shape).reshape(-1)
 
 
-def _tensors(q: np.ndarray):
-    x = torch.from_numpy(context.all_features(q).reshape(-1, 7).astype(np.float32))
-    odd = torch.from_numpy(np.broadcast_to((np.arange(q.shape[1]) % 2 == 1)[None, :, None], q.shape).reshape(-1))
-    return x, odd, torch.from_numpy(q.reshape(-1).astype(np.float32))
+def _tensors(qs: list[np.ndarray]):
+    """Features (n, 7) float32, odd-pass flags (n,) and values (n,) float32 of windows' coefficients."""
+    x = torch.from_numpy(np.concatenate([context.all_features(q).reshape(-1, 7) for q in qs]).astype(np.float32))
+    odd = torch.from_numpy(np.concatenate([_odd(q.shape) for q in qs]))
+    return x, odd, torch.from_numpy(np.concatenate([q.reshape(-1) for q in qs]).astype(np.float32))
 
 
-def _train(model, q: np.ndarray, steps: int, lr: float, generator: torch.Generator) -> None:
-    x, odd, y = _tensors(q)
+def _train(model, qs: list[np.ndarray], steps: int, lr: float, generator: torch.Generator) -> None:
+    x, odd, y = _tensors(qs)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     for s in range(steps):
         for g in opt.param_groups:
@@ -127,88 +110,158 @@ def _train(model, q: np.ndarray, steps: int, lr: float, generator: torch.Generat
         opt.step()
 
 
-def _float_bits(model, q: np.ndarray) -> float:
+def _float_bits(model, qs: list[np.ndarray]) -> float:
     with torch.no_grad():
-        return float(context.float_bits(model, *_tensors(q)).sum())
+        return float(context.float_bits(model, *_tensors(qs)).sum())
 
 
 def _integer_bits(ctx, q: np.ndarray) -> tuple[float, np.ndarray]:
-    odd = np.broadcast_to((np.arange(q.shape[1]) % 2 == 1)[None, :, None], q.shape).reshape(-1)
-    table = context.integer_tables(ctx, context.all_features(q).reshape(-1, 7), odd)
+    """Exact table bits of one window's coefficients and their tables (C, F, N)."""
+    table = context.integer_tables(ctx, context.all_features(q).reshape(-1, 7), _odd(q.shape))
     return context.FAMILY.residual_bits(q.reshape(-1), table), table.reshape(q.shape)
 
 
-def fixed_bits(context_width: int) -> float:
-    """Bits a file spends outside its coefficients (header, range-coder flush, context weights: an estimate)."""
-    return 8 * (bitstream.header_size() + SLACK_BYTES) + NETWORK_BITS_GUESS * sum(
-        math.prod(s) for s in context.shapes(context_width))
+class _Search:
+    """Bisection on log2 step of a monotone bits(step) for the finest step at or under a budget, on the search
+    material ``coefficients`` (a list of windows, (C, W, N) each)."""
+
+    def __init__(self, coefficients: list[np.ndarray], deadzone: float, lowest: float, highest: float):
+        self.coefficients, self.deadzone = coefficients, deadzone
+        self.lowest, self.highest = lowest, highest
+
+    def q(self, step: float) -> list[np.ndarray]:
+        return [quantize(c, step, self.deadzone) for c in self.coefficients]
+
+    @staticmethod
+    def step(log2_step: float) -> float:
+        return float(np.float32(2.0 ** log2_step))
+
+    def run(self, bits, budget: float, around: float, width: float, iterations: int) -> float:
+        """The smallest step (float32-representable) with bits(q) ≤ budget, searched from [around ± width]
+        (the bracket moves out until it holds the answer) to 2^-iterations of its width."""
+        cost = lambda log2_step: bits(self.q(self.step(log2_step)))  # noqa: E731
+        lo, hi = max(around - width, self.lowest), around + width
+        while lo > self.lowest and cost(lo) <= budget:
+            lo, hi = max(lo - 2 * width, self.lowest), lo
+        if cost(lo) <= budget:
+            return self.step(lo)  # the finest step the format allows is under budget
+        while cost(hi) > budget:
+            if hi > self.highest:  # every coefficient is zero and that is still too much
+                raise SnfInputError("could not meet the rate target; ask for a higher rate")
+            lo, hi = hi, hi + 2 * width
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            if cost(mid) <= budget:
+                hi = mid
+            else:
+                lo = mid
+        return self.step(hi)
+
+
+def _spread(count: int, limit: int) -> list[int]:
+    """Up to ``limit`` of ``count`` windows, evenly spread (all when they fit)."""
+    if count <= limit:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (limit - 1)) for i in range(limit)}) if limit > 1 else [count // 2]
 
 
 def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> SpectralEncoded:
     """(L, C) float samples in [−1, 1] → a version-3 audio file."""
     L, C = samples.shape
-    N = options.frame
-    coefficients = basis.analyse(samples.astype(np.float64), N)  # (C, F, N)
+    N, W, width = options.frame, options.window, options.context_width
     budget = int(options.kbps * 1000 * L / sample_rate / 8)
-    width = options.context_width
-    overhead = 8 * (bitstream.header_size() + SLACK_BYTES)
-    network_guess = fixed_bits(width) - overhead
     if 8 * budget < 1.2 * fixed_bits(width):
         raise SnfInputError(f"the rate is too low for {L / sample_rate:.3g} s of audio ({budget} bytes); ask "
                             f"for at least {1.2 * fixed_bits(width) * sample_rate / L / 1000:.3g} kbps")
-    peak = float(np.abs(coefficients).max())
-    smallest = max(peak / context.MAX_COEFFICIENT, 1e-12)
-    top = math.log2(max(peak, 1e-12)) + 2  # log2 of a step that zeroes everything
-    payload_budget = 8 * budget - overhead - network_guess
+    frames = basis.frames(L, N)
+    windows = list(coding.windows(frames, W))
+    picked = _spread(len(windows), max(1, SEARCH_COEFFICIENTS // (C * W * N)))
+    material = [basis.analyse(samples, N, *windows[i]) for i in picked]
+    share = sum(m.size for m in material) / (C * frames * N)  # of the file's coefficients the search sees
+    peak = max(float(np.abs(samples).max()), 1e-9) * 2 * math.sqrt(2 * N)  # bounds |coefficient|
+    lowest = math.log2(max(float(max(np.abs(m).max() for m in material)), 1e-12) / context.MAX_COEFFICIENT)
+    top = math.log2(peak) + 2  # log2 of a step that zeroes everything
+    overhead = 8 * (bitstream.header_size() + SLACK_BYTES)
+    network_guess = fixed_bits(width) - overhead
+    search_budget = share * (8 * budget - overhead - network_guess)
 
     transform = 0
     if C == 2 and options.mid_side is not False:
-        ms = from_mid_side(coefficients)
-        if options.mid_side:
-            coefficients, transform = ms, 1
-        else:  # compare the proxy rates at the step the plain channels need
-            plain = _Search(coefficients, options.deadzone, smallest, 2.0 ** top)
-            step = plain.run(lambda s: _proxy_bits(plain.q(s)), payload_budget, top - 8, *PROXY_SEARCH)
-            if _proxy_bits(quantize(ms, step, options.deadzone)) < _proxy_bits(plain.q(step)):
-                coefficients, transform = ms, 1
-    search = _Search(coefficients, options.deadzone, smallest, 2.0 ** top)
-    step = search.run(lambda s: _proxy_bits(search.q(s)), payload_budget, top - 8, *PROXY_SEARCH)
+        ms = [from_mid_side(m) for m in material]
+        if not options.mid_side:  # compare the proxy rates at the step the plain channels need
+            plain = _Search(material, options.deadzone, lowest, top)
+            step = plain.run(_proxy_bits, search_budget, top - 8, *PROXY_SEARCH)
+            use_ms = _proxy_bits([quantize(m, step, options.deadzone) for m in ms]) < _proxy_bits(plain.q(step))
+        if options.mid_side or use_ms:
+            material, transform = ms, 1
+    search = _Search(material, options.deadzone, lowest, top)
+    step = search.run(_proxy_bits, search_budget, top - 8, *PROXY_SEARCH)
 
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(options.seed)
     torch.manual_seed(options.seed)
-    model = context.new_model(width, generator, float(np.abs(search.q(step)).mean()))
+    model = context.new_model(width, generator, float(np.mean([np.abs(q).mean() for q in search.q(step)])))
     for steps in options.steps:
         _train(model, search.q(step), steps, options.lr, generator)
-        step = search.run(lambda s: _float_bits(model, search.q(s)), payload_budget, math.log2(step),
-                          *FLOAT_SEARCH)
+        step = search.run(lambda qs: _float_bits(model, qs), search_budget, math.log2(step), *FLOAT_SEARCH)
     fit_seconds = time.perf_counter() - start
 
     # Context weights: the step that spends fewest bits on weights and coefficients together.
-    q = search.q(step)
+    qs = search.q(step)
     best = None
     for shift in CONTEXT_SHIFTS:
         weights = quantize_context(model, [shift] * 12)
         ctx = context.integer_model([w << shift for w in weights])
         symbols, codes = latent_coding.context_codes(weights, shift)
-        total = _integer_bits(ctx, q)[0] + latent_coding.weights_bits(symbols, codes)
+        total = sum(_integer_bits(ctx, q)[0] for q in qs) / share + latent_coding.weights_bits(symbols, codes)
         if best is None or total < best[0]:
             best = (total, ctx, symbols, codes)
     _, ctx, symbols, codes = best
     fixed = overhead + latent_coding.weights_bits(symbols, codes)
-    step = search.run(lambda s: _integer_bits(ctx, search.q(s))[0], 8 * budget - fixed, math.log2(step),
-                      *EXACT_SEARCH)
-    header = SpectralHeader(sample_rate, L, C, int(math.log2(N)), width, transform, step, tuple(codes))
+    exact = lambda qs: sum(_integer_bits(ctx, q)[0] for q in qs)  # noqa: E731
+    step = search.run(exact, share * (8 * budget - fixed), math.log2(step), *EXACT_SEARCH)
+
+    def window_q(step: float) -> Iterator[np.ndarray]:
+        """Every window's coefficients at ``step``, analysed as they are needed."""
+        for i, (first, stop) in enumerate(windows):
+            c = material[i] if share == 1 else basis.analyse(samples, N, first, stop)
+            yield quantize(from_mid_side(c) if transform and share < 1 else c, step, options.deadzone)
+
+    if share < 1:  # the search saw part of the file: correct the step on the whole of it
+        step = _correct(step, lambda s: sum(_integer_bits(ctx, q)[0] for q in window_q(s)), 8 * budget - fixed)
     while True:
-        q = search.q(step)
+        header = SpectralHeader(sample_rate, L, C, int(math.log2(N)), int(math.log2(W)), width, transform, step,
+                                tuple(codes))
         encoder = latent_coding.new_encoder()
         latent_coding.encode_weights(encoder, symbols, codes)
-        coding.encode_coefficients(encoder, q, _integer_bits(ctx, q)[1])
+        for q in window_q(step):
+            coding.encode_window(encoder, q, _integer_bits(ctx, q)[1])
         data = bitstream.write(header, latent_coding.finish(encoder))
         if len(data) <= budget:
             break
         if step >= 2.0 ** top:
             raise SnfInputError(f"could not meet the rate target of {budget} bytes; ask for a higher rate")
         step = float(np.float32(step * 1.0005))  # the coder spent a few bytes more than the tables count
-        header = SpectralHeader(sample_rate, L, C, int(math.log2(N)), width, transform, step, tuple(codes))
     return SpectralEncoded(data, step, fit_seconds, sum(options.steps))
+
+
+def _correct(step: float, bits, budget: float) -> float:
+    """Secant steps on log2 step until the whole file's bits are at or under ``budget`` and within RATE_FLOOR
+    of it (or FULL_PASSES are spent, then the last step at or under it)."""
+    x0, b0 = math.log2(step), bits(step)
+    best = step if b0 <= budget else None
+    x1 = x0 + (0.05 if b0 > budget else -0.05)
+    for _ in range(FULL_PASSES):
+        if b0 <= budget and b0 >= RATE_FLOOR * budget:
+            break
+        step1 = _Search.step(x1)
+        b1 = bits(step1)
+        if b1 <= budget and (best is None or step1 < best):
+            best = step1
+        slope = (b1 - b0) / (x1 - x0) if b1 != b0 else -budget
+        x0, b0, x1 = x1, b1, x1 + (0.995 * budget - b1) / slope
+    while best is None:  # still over: coarser until under
+        x0 += 0.05
+        if bits(_Search.step(x0)) <= budget:
+            best = _Search.step(x0)
+    return best
