@@ -202,19 +202,21 @@ def decoded_chunks(container, stream, rate: int | None = None) -> Iterator[np.nd
 
 
 def encode_pcm(target, container_format: str, codec: str, samples: np.ndarray, rate: int,
-               bit_rate: int | None = None) -> None:
-    """Encode (N, C) float samples in [-1, 1] with an FFmpeg encoder into ``target`` (a path or file object).
+               bit_rate: int | None = None, stream_rate: int | None = None) -> None:
+    """Encode (N, C) float samples in [-1, 1] at ``rate`` with an FFmpeg encoder into ``target`` (a path or
+    file object), at ``stream_rate`` (default: ``rate``; FFmpeg resamples on the way).
 
     The samples pass through 16-bit PCM, as they would through a WAV file, then whatever sample format the
     encoder wants.
     """
     layout = AUDIO_LAYOUTS[samples.shape[1]]
     pcm = np.clip(np.rint(samples * 32768.0), -32768, 32767).astype(np.int16)
+    stream_rate = stream_rate or rate
     with av.open(target, "w", format=container_format) as container:
-        stream = container.add_stream(codec, rate=rate, layout=layout)
+        stream = container.add_stream(codec, rate=stream_rate, layout=layout)
         if bit_rate is not None:
             stream.bit_rate = bit_rate
-        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
+        resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=stream_rate)
 
         def mux(frame):
             for packet in stream.encode(frame):

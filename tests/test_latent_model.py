@@ -141,3 +141,23 @@ def test_weights_round_trip_and_their_bits():
     data = coding.finish(enc)
     np.testing.assert_array_equal(tables.decode_weights(coding.new_decoder(data), 1000, lo, hi, s), symbols)
     assert abs(8 * len(data) - tables.weight_bits(symbols, lo, hi, s)) <= 64
+
+
+def _direct_probabilities(lo, hi, centre, b):
+    """formats/snf.md §8's table, every bin's CDF difference computed."""
+    k = np.arange(lo, hi + 1, dtype=np.float64)
+
+    def cdf(z):
+        return np.where(z < 0, 0.5 * tables.det_exp(np.minimum(z, 0.0)), 1.0 - 0.5 * tables.det_exp(-np.maximum(z, 0.0)))
+
+    p = np.maximum(cdf((k + 0.5 - centre) / b) - cdf((k - 0.5 - centre) / b), 2.0 ** -30)
+    return p / math.fsum(p)
+
+
+@pytest.mark.parametrize("family", [L, tables.LaplaceTables(-3.0, 6, 72, 1, 16383)], ids=["latent", "spectral"])
+def test_tables_skip_only_what_the_floor_hides(family):
+    """Leaving out the CDF far from the centre gives bit-identical tables."""
+    for t in range(0, family.count, 3):
+        s, o = divmod(t, family.offsets)
+        np.testing.assert_array_equal(family.probabilities(t), _direct_probabilities(
+            -family.radius, family.radius, o / family.offsets, family.scale_of(s)))

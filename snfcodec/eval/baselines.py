@@ -63,14 +63,17 @@ class FFmpegAudioCodec(Codec):
 
     container_format: str = ""
     encoder: str = ""
-    rates: tuple = ()  # sample rates the encoder accepts; empty: any
+    rates: tuple = ()  # sample rates the encoder accepts (others go to the next one up); empty: any
 
-    def supports(self, sample_rate: int) -> bool:
-        return not self.rates or sample_rate in self.rates
+    def stream_rate(self, sample_rate: int) -> int:
+        if not self.rates or sample_rate in self.rates:
+            return sample_rate
+        return min((r for r in self.rates if r > sample_rate), default=max(self.rates))
 
     def encode(self, samples: np.ndarray, setting, sample_rate=None) -> bytes:
         buf = io.BytesIO()
-        encode_pcm(buf, self.container_format, self.encoder, samples, sample_rate, int(setting * 1000))
+        encode_pcm(buf, self.container_format, self.encoder, samples, sample_rate, int(setting * 1000),
+                   self.stream_rate(sample_rate))
         return buf.getvalue()
 
     def decode(self, data: bytes, like: np.ndarray, sample_rate: int | None = None) -> np.ndarray:

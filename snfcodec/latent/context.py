@@ -153,28 +153,28 @@ class IntegerContext:
         self.layers = []
         for p in range(len(features)):
             w = weights[6 * p:6 * p + 6]
-            self.layers.append([(torch.from_numpy(w[2 * k].astype(np.float64)),
-                                 torch.from_numpy(w[2 * k + 1].astype(np.float64))) for k in range(3)])
+            self.layers.append([(w[2 * k].astype(np.float64), w[2 * k + 1].astype(np.float64)) for k in range(3)])
 
-    def predict(self, p: int, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Integer context (n, ≥ features[p]) float64 → (table index (n,), integer centre m (n,)), int64."""
+    def predict(self, p: int, x) -> tuple[np.ndarray, np.ndarray]:
+        """Integer context (n, ≥ features[p]) float64 (array or tensor) → (table index (n,), integer centre m
+        (n,)), int64. NumPy: the passes are many and small, where its per-call cost is lowest."""
         (w0, b0), (w1, b1), (w2, b2) = self.layers[p]
         family = self.family
         scale = float(1 << FRAC)
-        h = (x[:, :self.features[p]] @ w0 + b0).clamp(0, MAX_ACT)
-        h = torch.floor((h @ w1 + b1 * scale) / scale).clamp(0, MAX_ACT)
-        o = torch.floor((h @ w2 + b2 * scale) / scale)
-        s = torch.floor((family.scales_per_e * (o[:, -1] - family.ln_b0 * scale) + 128) / scale)
-        s = s.clamp(0, family.num_scales - 1)
+        x = np.asarray(x, dtype=np.float64)
+        h = np.clip(x[:, :self.features[p]] @ w0 + b0, 0, MAX_ACT)
+        h = np.clip(np.floor((h @ w1 + b1 * scale) / scale), 0, MAX_ACT)
+        o = np.floor((h @ w2 + b2 * scale) / scale)
+        s = np.floor((family.scales_per_e * (o[:, -1] - family.ln_b0 * scale) + 128) / scale)
+        s = np.clip(s, 0, family.num_scales - 1)
         if o.shape[1] == 1:
-            return (s * family.offsets).numpy().astype(np.int64), np.zeros(len(s), dtype=np.int64)
-        mu = o[:, 0].clamp(-self.max_centre * scale, self.max_centre * scale)
+            return (s * family.offsets).astype(np.int64), np.zeros(len(s), dtype=np.int64)
+        mu = np.clip(o[:, 0], -self.max_centre * scale, self.max_centre * scale)
         unit = scale / family.offsets
-        fine = torch.floor((mu + unit / 2) / unit)  # centre in units 1/offsets, rounded half up
-        m = torch.floor(fine / family.offsets)
+        fine = np.floor((mu + unit / 2) / unit)  # centre in units 1/offsets, rounded half up
+        m = np.floor(fine / family.offsets)
         offset = fine - family.offsets * m
-        table = (s * family.offsets + offset).numpy().astype(np.int64)
-        return table, m.numpy().astype(np.int64)
+        return (s * family.offsets + offset).astype(np.int64), m.astype(np.int64)
 
 
 def quantize_context(model: ContextModel, shift: list[int]) -> list[np.ndarray]:

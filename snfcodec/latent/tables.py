@@ -40,20 +40,26 @@ def det_exp(x: np.ndarray) -> np.ndarray:
     return np.ldexp(total, k.astype(np.int64))
 
 
+FLOOR = 2.0 ** -30  # every symbol's least probability
+
+
 def laplace_probabilities(lo: int, hi: int, centre: float, b: float) -> np.ndarray:
     """P(bin k) for k = lo..hi of a Laplace(centre, b), renormalised on the alphabet: (hi − lo + 1,) float64.
 
     Each bin's mass is F(k + ½) − F(k − ½) with F the Laplace CDF, written so that only e^(≤ 0) is needed.
     A floor of 2^-30 keeps every symbol codable (constriction gives each at least its smallest probability).
+    F is evaluated only at edges within 21 + 1/b scales of the centre: a bin with an edge further out holds
+    under ½e^-21 < 2^-30 and is floored either way, so the table is the same, and wide alphabets are cheap.
     """
-    k = np.arange(lo, hi + 1, dtype=np.float64)
-    upper, lower = (k + 0.5 - centre) / b, (k - 0.5 - centre) / b
-
-    def cdf(z):  # Laplace CDF at z (in units of b)
-        return np.where(z < 0, 0.5 * det_exp(np.minimum(z, 0.0)), 1.0 - 0.5 * det_exp(-np.maximum(z, 0.0)))
-
-    p = np.maximum(cdf(upper) - cdf(lower), 2.0 ** -30)
-    return p / math.fsum(p)  # fsum: correctly rounded, so no summation order to differ
+    z = (np.arange(lo, hi + 2, dtype=np.float64) - 0.5 - centre) / b  # edges k − ½, k = lo … hi + 1
+    F = np.where(z < 0, 0.0, 1.0)
+    near = np.abs(z) <= 21.0 + 1.0 / b
+    zn = z[near]
+    F[near] = np.where(zn < 0, 0.5 * det_exp(np.minimum(zn, 0.0)), 1.0 - 0.5 * det_exp(-np.maximum(zn, 0.0)))
+    p = np.maximum(F[1:] - F[:-1], FLOOR)
+    # fsum: correctly rounded, so no summation order to differ; the floored bins' exact sum is one term
+    floored = p == FLOOR
+    return p / math.fsum(np.append(p[~floored], np.count_nonzero(floored) * FLOOR))
 
 
 class LaplaceTables:
@@ -128,8 +134,10 @@ def grouped(table: np.ndarray) -> list[tuple[int, np.ndarray]]:
     decoder both code a pass group by group in this order, each group with one fixed model."""
     order = np.argsort(table, kind="stable")
     sorted_t = table[order]
-    starts = np.flatnonzero(np.r_[True, sorted_t[1:] != sorted_t[:-1]]) if len(order) else np.array([], int)
-    ends = np.r_[starts[1:], len(order)]
+    if not len(order):
+        return []
+    starts = np.flatnonzero(np.concatenate(([True], sorted_t[1:] != sorted_t[:-1]))).tolist()
+    ends = starts[1:] + [len(order)]
     return [(int(sorted_t[a]), order[a:b]) for a, b in zip(starts, ends)]
 
 

@@ -49,8 +49,8 @@ def analyse(samples: np.ndarray, N: int, first: int = 0, stop: int | None = None
         segment[a - lo:b - lo] = samples[a:b]
     basis = _basis(torch.arange(2 * N, dtype=torch.float64), N, N).numpy()  # (2N, N)
     # frame m is two consecutive hops: the segment's hops m − first and m − first + 1
-    hops = segment.reshape(stop - first + 1, N, C)
-    return np.einsum("fnc,nk->cfk", hops[:-1], basis[:N]) + np.einsum("fnc,nk->cfk", hops[1:], basis[N:])
+    hops = segment.reshape(stop - first + 1, N, C).transpose(2, 0, 1)  # (C, hops, N)
+    return hops[:, :-1] @ basis[:N] + hops[:, 1:] @ basis[N:]
 
 
 def kept_components(N: int, rate: int, new_rate: int) -> int:

@@ -7,7 +7,6 @@ by table."""
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from ..errors import SnfFormatError
 from ..latent.context import IntegerContext
@@ -43,7 +42,7 @@ def decode_window(decoder, shape: tuple[int, int, int], context: IntegerContext)
     q = np.zeros(shape, dtype=np.int64)
     P = _padded(q)
     for k, p, rows in passes(F, N):
-        table, _ = context.predict(p, torch.from_numpy(pass_features(P, k, p).astype(np.float64)))
+        table, _ = context.predict(p, pass_features(P, k, p))
         values = FAMILY.decode(decoder, table).reshape(C, len(rows))
         if np.any(np.abs(values) > MAX_COEFFICIENT):
             raise SnfFormatError(f"a coefficient of component {k} decodes outside ±{MAX_COEFFICIENT}: the "

@@ -18,7 +18,8 @@ from ..latent import tables
 from ..latent.context import ContextModel, IntegerContext, context_shapes, laplace_bits
 
 FEATURES = (5, 7)  # inputs of the even-pass and odd-pass networks
-MAX_COEFFICIENT = 4095  # |integer coefficient| the format allows
+MAX_COEFFICIENT = 16383  # |integer coefficient| the format allows (a step floor: about 74 dB for a full-scale
+# tone in frames of 1024)
 # b from e^-3 ≈ 0.05 to e^(−3 + 71/6) ≈ 6,900 in steps of e^(1/6); zero-centred, so one offset.
 FAMILY = tables.LaplaceTables(ln_b0=-3.0, scales_per_e=6, num_scales=72, offsets=1, radius=MAX_COEFFICIENT)
 
@@ -45,14 +46,16 @@ def _columns(P: np.ndarray, rows, k) -> list[np.ndarray]:
 
 
 def all_features(q: np.ndarray) -> np.ndarray:
-    """Context of every coefficient of a complete grid q (C, F, N) int → (C, F, N, 7) int64; each coefficient's
-    row is what the decoder sees when it reaches it (the odd pass's two extra columns; the even pass uses 5)."""
+    """Context of every coefficient of a complete grid q (C, F, N) int → (C, F, N, 7) float64 (integers); each
+    coefficient's row is what the decoder sees when it reaches it (the odd pass's two extra columns; the even
+    pass uses 5). The same columns as :func:`_columns`, as slices of the padded grid."""
     C, F, N = q.shape
     P = _padded(magnitude(q))
-    rows = np.arange(1, F + 1)[:, None]
-    k = np.arange(N)[None, :]
     pos = np.broadcast_to(magnitude(np.arange(1, N + 1))[None, None], (C, F, N))
-    return np.stack([pos] + _columns(P, rows, k), axis=-1)
+    mid, before, after = slice(1, F + 1), slice(0, F), slice(2, F + 2)
+    k1, k2, k0 = slice(1, N + 1), slice(0, N), slice(2, N + 2)  # k − 1, k − 2, k
+    cols = [P[:, mid, k1], P[:, mid, k2], P[:, before, k1], P[:, after, k1], P[:, before, k0], P[:, after, k0]]
+    return np.stack([pos] + cols, axis=-1, dtype=np.float64)
 
 
 def pass_positions(F: int, p: int) -> np.ndarray:
@@ -97,9 +100,8 @@ def float_bits(model: ContextModel, x: torch.Tensor, odd: torch.Tensor, q: torch
 def integer_tables(context: IntegerContext, x: np.ndarray, odd: np.ndarray) -> np.ndarray:
     """Table index of every coefficient (n,) from features x (n, 7) int under the integer model."""
     table = np.empty(len(x), dtype=np.int64)
-    xf = torch.from_numpy(x.astype(np.float64))
     for p in (0, 1):
         sel = np.flatnonzero(odd == bool(p))
         if len(sel):
-            table[sel] = context.predict(p, xf[torch.from_numpy(sel)])[0]
+            table[sel] = context.predict(p, x[sel])[0]
     return table
