@@ -256,37 +256,35 @@ def info(input, as_json):
 
 def _latent_info(input, data) -> str:
     f = data["field"]
-    lines = [
+    return "\n".join([
         f"file:        {input} ({data['bytes']} bytes, {data['bpp']:.4f} bpp)",
         "format:      .snf version 3, image (latent grids)",
         f"signal:      {data['shape'][1]}x{data['shape'][0]}, {data['channels']} channel(s) {data['layout']}",
         f"latents:     {data['latents']} in {f['levels']} levels (1:1 to 1:{2 ** (f['levels'] - 1)})",
         f"synthesis:   {f['hidden']} {f['activation']} layers of width {f['width']}, omega0 {f['omega0']:g}",
-        f"context:     two networks of width {f['context_width']}",
-        f"parameters:  {data['parameters']}",
-    ]
-    for q in data["tensors"]:
-        lines.append(f"  {q['role']:9} {tuple(q['shape'])}: exponent {q['exponent']}, symbols [{q['lo']}, "
-                     f"{q['hi']}], Laplace scale index {q['scale_index']}")
-    return "\n".join(lines)
+    ] + _network_lines(data))
 
 
 def _spectral_info(input, data) -> str:
     f = data["field"]
-    lines = [
+    return "\n".join([
         f"file:        {input} ({data['bytes']} bytes, {data['kbps']:.2f} kb/s)",
         "format:      .snf version 3, audio (spectral field)",
         f"signal:      {data['shape'][0]} samples x {data['channels']} channel(s) at {data['sample_rate']} Hz "
         f"({data['seconds']:.3f} s)",
-        f"field:       {f['frames']} frames of {f['frame']} windowed sinusoids, step {f['step']:.4g}, channel "
-        f"transform {f['transform']}",
-        f"context:     two networks of width {f['context_width']}",
-        f"parameters:  {data['parameters']}",
-    ]
+        f"field:       {f['frames']} frames of {f['frame']} windowed sinusoids in windows of {f['window']}, step "
+        f"{f['step']:.4g}, channel transform {f['transform']}",
+    ] + _network_lines(data))
+
+
+def _network_lines(data) -> list[str]:
+    """A version-3 file's context networks and stored tensors."""
+    lines = [f"context:     two networks of width {data['field']['context_width']}",
+             f"parameters:  {data['parameters']}"]
     for q in data["tensors"]:
-        lines.append(f"  {q['role']:9} {tuple(q['shape'])}: shift {q['shift']}, symbols [{q['lo']}, {q['hi']}], "
-                     f"Laplace scale index {q['scale_index']}")
-    return "\n".join(lines)
+        lines.append(f"  {q['role']:9} {tuple(q['shape'])}: exponent {q['exponent']}, symbols [{q['lo']}, "
+                     f"{q['hi']}], Laplace scale index {q['scale_index']}")
+    return lines
 
 
 if __name__ == "__main__":

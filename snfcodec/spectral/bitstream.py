@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from ..errors import SnfFormatError
 from ..latent import tables
@@ -82,8 +82,8 @@ class SpectralHeader:
                           "context_width": self.context_width, "transform": TRANSFORMS[self.transform],
                           "step": self.step},
                 "latents": self.channels * self.frames * self.frame, "parameters": self.parameters,
-                "tensors": [dict(shift=t.exponent, scale_index=t.scale_index, lo=t.lo, hi=t.hi, shape=list(s),
-                                 role="context") for t, s in zip(self.context, self.context_shapes())],
+                "tensors": [dict(asdict(t), shape=list(s), role="context")
+                            for t, s in zip(self.context, self.context_shapes())],
                 "prior": None}
 
 
