@@ -197,9 +197,10 @@ def image_field(bpp: float) -> str:
 
 # ---- the spectral audio field (version 3, snfcodec.spectral) ---------------------------------------------
 # Chosen on public, non-reserved recordings (docs/audio.md).
-SPECTRAL_FRAME_SECONDS = 0.02  # frame hop ≈ 20 ms, rounded to a power of two of samples (16 kHz: 256, 44.1 and 48 kHz: 1024)
+SPECTRAL_FRAME_SECONDS = 0.02  # frame hop ≈ 20 ms, rounded to a power of two of samples (16 kHz: 256,
+# 44.1 and 48 kHz: 1024)
 SPECTRAL_STEPS = {"fast": (60, 40), "default": (150, 100), "slow": (400, 300)}  # context training steps
-SPECTRAL_DEADZONE = 0.15  # rounding towards zero, in steps
+SPECTRAL_DEADZONE = 0.1  # rounding towards zero, in steps (measured: docs/audio.md)
 SPECTRAL_CONTEXT_WIDTH = 12
 SPECTRAL_WINDOW = 1024  # frames a window: ≈ 16 s at 16 kHz, 21–24 s at 44.1 and 48 kHz
 # "auto" gives a sound the spectral field when its fixed cost (header and context weights, ≈ 620 bytes) is at

@@ -84,6 +84,12 @@ def test_components_above_the_new_nyquist_are_left_out():
     assert basis.kept_components(64, RATE, RATE) == 64 and basis.kept_components(64, RATE, 100) == 0
 
 
+def test_frames_are_about_20_ms_within_the_format():
+    from snfcodec.presets import spectral_frame
+    assert [spectral_frame(r) for r in (8000, 16000, 44100, 48000, 96000)] == [128, 256, 1024, 1024, 2048]
+    assert spectral_frame(1) == 16 and spectral_frame(10_000_000) == 8192
+
+
 # ---- context ----------------------------------------------------------------------------------------------
 
 def test_magnitude_is_an_exact_integer_log():

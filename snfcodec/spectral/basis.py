@@ -10,8 +10,9 @@ a sine-windowed cosine of frequency (k + ½)/(2N) cycles per original sample. At
 are the MDCT's synthesis functions, which overlap-add to the identity (time-domain aliasing cancellation), so the
 coefficients are the field's least-squares fit and coefficient errors are sample errors (orthonormal). At any
 other instants the same sum is the field sampled there: decoding at another rate evaluates it at t_j = j·old/new
-(sample 0 stays at t = 0, so a 2× decode interleaves the original samples, as for versions 1 and 2) and leaves out every component at or above the new Nyquist frequency, so the output is
-band-limited by construction and needs no PCM resampler.
+(sample 0 stays at t = 0, so a 2× decode interleaves the original samples, as for versions 1 and 2) and leaves
+out every component at or above the new Nyquist frequency, so the output is band-limited by construction and
+needs no PCM resampler.
 """
 
 from __future__ import annotations

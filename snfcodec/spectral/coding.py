@@ -1,11 +1,13 @@
 """The order in which a version-3 audio payload is coded, shared by encoder and decoder: the context weights,
 then the coefficients window by window (W frames each; a window's context never reaches into another, so each
-decodes with bounded memory), within a window component by component (k = 0 … N − 1), each in an even-frame and
-an odd-frame pass (:mod:`snfcodec.spectral.context`), within a pass channel by channel, frame by frame, grouped
-by table."""
+decodes with bounded memory). A window starts with its active component count K (uniform over 0 … N: the
+components from K up are zero in every channel and frame, and not coded), then components k = 0 … K − 1 in
+turn, each in an even-frame and an odd-frame pass (:mod:`snfcodec.spectral.context`), within a pass channel by
+channel, frame by frame, grouped by table."""
 
 from __future__ import annotations
 
+import constriction
 import numpy as np
 
 from ..errors import SnfFormatError
@@ -28,20 +30,29 @@ def passes(F: int, N: int):
                 yield k, p, rows
 
 
-def encode_window(encoder, q: np.ndarray, table: np.ndarray) -> None:
-    """Code a window's integer coefficients q (C, F, N) with their tables (C, F, N), in decoding order."""
-    C, F, N = q.shape
-    for k, p, rows in passes(F, N):
+def active(q: np.ndarray) -> int:
+    """Components up to the last one with a nonzero coefficient in the window q (C, F, N)."""
+    nonzero = np.flatnonzero(np.any(q != 0, axis=(0, 1)))
+    return int(nonzero[-1]) + 1 if len(nonzero) else 0
+
+
+def encode_window(encoder, q: np.ndarray, table: np.ndarray, N: int) -> None:
+    """Code a window's integer coefficients q (C, F, K) of its K = active(q) components, with their tables
+    (C, F, K), in decoding order (N: the components a frame has)."""
+    C, F, K = q.shape
+    encoder.encode(np.array([K], dtype=np.int32), constriction.stream.model.Uniform(N + 1))
+    for k, p, rows in passes(F, K):
         FAMILY.encode(encoder, q[:, rows, k].reshape(-1), table[:, rows, k].reshape(-1))
 
 
 def decode_window(decoder, shape: tuple[int, int, int], context: IntegerContext) -> np.ndarray:
-    """Read a window's coefficients (C, F, N) int64: per pass, the integer model's tables from what is
-    decoded."""
+    """Read a window's coefficients (C, F, N) int64: its active component count, then per pass the integer
+    model's tables from what is decoded."""
     C, F, N = shape
     q = np.zeros(shape, dtype=np.int64)
-    P = _padded(q)
-    for k, p, rows in passes(F, N):
+    K = int(decoder.decode(constriction.stream.model.Uniform(N + 1), 1)[0])
+    P = _padded(q[:, :, :K])
+    for k, p, rows in passes(F, K):
         table, _ = context.predict(p, pass_features(P, k, p))
         values = FAMILY.decode(decoder, table).reshape(C, len(rows))
         if np.any(np.abs(values) > MAX_COEFFICIENT):

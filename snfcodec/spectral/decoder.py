@@ -58,13 +58,13 @@ def windows(field: DecodedField) -> Iterator[tuple[int, np.ndarray]]:
             yield first, from_mid_side(coefficients) if h.transform == 1 else coefficients
 
 
-def sample(field: DecodedField, sample_rate: int) -> np.ndarray:
-    """The field at ``sample_rate`` Hz → (round(length · new / old), C) float32 in [−1, 1]. Each window's
-    samples are final once the next window's first frame has been added (frames overlap by one hop)."""
+def blocks(field: DecodedField, sample_rate: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The field at ``sample_rate`` Hz as (first sample, samples (n, C) float32 in [−1, 1]) blocks in order,
+    one a window: a window's samples are final once the next window's first frame has been added (frames
+    overlap by one hop)."""
     h = field.header
     N, rate = h.frame, h.sample_rate
     count = basis.output_length(h.length, rate, sample_rate)
-    out = np.empty((count, h.channels), dtype=np.float32)
     pending, done = np.zeros((0, h.channels)), 0  # unfinished samples from ``done`` on
     for first, coefficients in windows(field):
         stop = first + coefficients.shape[1]
@@ -72,7 +72,15 @@ def sample(field: DecodedField, sample_rate: int) -> np.ndarray:
         local = basis.synthesise(coefficients, N, rate, sample_rate, first, done, max(0, end - done))
         local[:len(pending)] += pending[:len(local)]
         final = min(count, basis.first_sample(stop, N, rate, sample_rate)) - done  # before the next window
-        out[done:done + final] = np.clip(local[:final], -1.0, 1.0)
+        yield done, np.clip(local[:final], -1.0, 1.0).astype(np.float32)
         pending, done = local[final:], done + final
-    out[done:] = np.clip(pending[:count - done], -1.0, 1.0)
+    yield done, np.clip(pending[:count - done], -1.0, 1.0).astype(np.float32)
+
+
+def sample(field: DecodedField, sample_rate: int) -> np.ndarray:
+    """The field at ``sample_rate`` Hz → (round(length · new / old), C) float32 in [−1, 1]."""
+    h = field.header
+    out = np.empty((basis.output_length(h.length, h.sample_rate, sample_rate), h.channels), dtype=np.float32)
+    for start, block in blocks(field, sample_rate):
+        out[start:start + len(block)] = block
     return out

@@ -50,7 +50,7 @@ class SpectralOptions:
     frame: int  # N: hop and component count (a power of two)
     kbps: float
     context_width: int = 12
-    deadzone: float = 0.15
+    deadzone: float = 0.1
     steps: tuple[int, int] = (150, 100)  # context training steps at the first and the second step size
     lr: float = 1e-2
     mid_side: bool | None = None  # stereo only; None: whichever the proxy rate prefers
@@ -62,7 +62,7 @@ class SpectralOptions:
 class SpectralEncoded:
     data: bytes
     step: float
-    fit_seconds: float  # training the context model
+    fit_seconds: float  # training the context model (with the float model's step searches)
     steps: int
 
 
@@ -90,8 +90,14 @@ def _odd(shape) -> np.ndarray:
     return np.broadcast_to((np.arange(shape[1]) % 2 == 1)[None, :, None], shape).reshape(-1)
 
 
+def _coded(q: np.ndarray) -> np.ndarray:
+    """The part of a window that is coded: its active components."""
+    return q[:, :, :coding.active(q)]
+
+
 def _tensors(qs: list[np.ndarray]):
-    """Features (n, 7) float32, odd-pass flags (n,) and values (n,) float32 of windows' coefficients."""
+    """Features (n, 7) float32, odd-pass flags (n,) and values (n,) float32 of windows' coded coefficients."""
+    qs = [_coded(q) for q in qs]
     x = torch.from_numpy(np.concatenate([context.all_features(q).reshape(-1, 7) for q in qs]).astype(np.float32))
     odd = torch.from_numpy(np.concatenate([_odd(q.shape) for q in qs]))
     return x, odd, torch.from_numpy(np.concatenate([q.reshape(-1) for q in qs]).astype(np.float32))
@@ -115,10 +121,11 @@ def _float_bits(model, qs: list[np.ndarray]) -> float:
         return float(context.float_bits(model, *_tensors(qs)).sum())
 
 
-def _integer_bits(ctx, q: np.ndarray) -> tuple[float, np.ndarray]:
-    """Exact table bits of one window's coefficients and their tables (C, F, N)."""
+def _integer_bits(ctx, q: np.ndarray, N: int) -> tuple[float, np.ndarray]:
+    """Exact bits of one window (its component count and coded coefficients) and their tables (C, F, K)."""
+    q = _coded(q)
     table = context.integer_tables(ctx, context.all_features(q).reshape(-1, 7), _odd(q.shape))
-    return context.FAMILY.residual_bits(q.reshape(-1), table), table.reshape(q.shape)
+    return context.FAMILY.residual_bits(q.reshape(-1), table) + math.log2(N + 1), table.reshape(q.shape)
 
 
 class _Search:
@@ -178,7 +185,8 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
     picked = _spread(len(windows), max(1, SEARCH_COEFFICIENTS // (C * W * N)))
     material = [basis.analyse(samples, N, *windows[i]) for i in picked]
     share = sum(m.size for m in material) / (C * frames * N)  # of the file's coefficients the search sees
-    peak = max(float(np.abs(samples).max()), 1e-9) * 2 * math.sqrt(2 * N)  # bounds |coefficient|
+    loudest = max(float(np.abs(samples[i:i + (1 << 20)]).max()) for i in range(0, L, 1 << 20))  # no full copy
+    peak = max(loudest, 1e-9) * 2 * math.sqrt(2 * N)  # bounds |coefficient|
     lowest = math.log2(max(float(max(np.abs(m).max() for m in material)), 1e-12) / context.MAX_COEFFICIENT)
     top = math.log2(peak) + 2  # log2 of a step that zeroes everything
     overhead = 8 * (bitstream.header_size() + SLACK_BYTES)
@@ -213,12 +221,12 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
         weights = quantize_context(model, [shift] * 12)
         ctx = context.integer_model([w << shift for w in weights])
         symbols, codes = latent_coding.context_codes(weights, shift)
-        total = sum(_integer_bits(ctx, q)[0] for q in qs) / share + latent_coding.weights_bits(symbols, codes)
+        total = sum(_integer_bits(ctx, q, N)[0] for q in qs) / share + latent_coding.weights_bits(symbols, codes)
         if best is None or total < best[0]:
             best = (total, ctx, symbols, codes)
     _, ctx, symbols, codes = best
     fixed = overhead + latent_coding.weights_bits(symbols, codes)
-    exact = lambda qs: sum(_integer_bits(ctx, q)[0] for q in qs)  # noqa: E731
+    exact = lambda qs: sum(_integer_bits(ctx, q, N)[0] for q in qs)  # noqa: E731
     step = search.run(exact, share * (8 * budget - fixed), math.log2(step), *EXACT_SEARCH)
 
     def window_q(step: float) -> Iterator[np.ndarray]:
@@ -228,14 +236,15 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
             yield quantize(from_mid_side(c) if transform and share < 1 else c, step, options.deadzone)
 
     if share < 1:  # the search saw part of the file: correct the step on the whole of it
-        step = _correct(step, lambda s: sum(_integer_bits(ctx, q)[0] for q in window_q(s)), 8 * budget - fixed)
+        step = _correct(step, lambda s: sum(_integer_bits(ctx, q, N)[0] for q in window_q(s)),
+                        8 * budget - fixed)
     while True:
         header = SpectralHeader(sample_rate, L, C, int(math.log2(N)), int(math.log2(W)), width, transform, step,
                                 tuple(codes))
         encoder = latent_coding.new_encoder()
         latent_coding.encode_weights(encoder, symbols, codes)
         for q in window_q(step):
-            coding.encode_window(encoder, q, _integer_bits(ctx, q)[1])
+            coding.encode_window(encoder, _coded(q), _integer_bits(ctx, q, N)[1], N)
         data = bitstream.write(header, latent_coding.finish(encoder))
         if len(data) <= budget:
             break
