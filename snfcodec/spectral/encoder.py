@@ -34,9 +34,10 @@ from .decoder import from_mid_side
 CONTEXT_SHIFTS = (0, 1, 2, 3, 4)  # candidate context-weight steps 2^(shift - 8)
 NETWORK_BITS_GUESS = 8.0  # bits a context weight costs, before they are quantized
 SLACK_BYTES = 8  # the range coder's flush over the bits the tables count
-# Step searches (log2 step; the bracket moves out where it must): the proxy and the float model to 2^-8 of an
-# octave, the exact one to 2^-9 (a 1 % rate error is about 1/30 of an octave).
-PROXY_SEARCH = (8.0, 13)  # bracket half-width, bisection steps
+# Step searches (log2 step; the bracket moves out where it must): the proxy to 2^-7 of an octave (it only
+# starts the training), the float model to 2^-8, the exact one to 2^-9 (a 1 % rate error is about 1/30 of an
+# octave).
+PROXY_SEARCH = (8.0, 11)  # bracket half-width, bisection steps
 FLOAT_SEARCH = (0.5, 7)
 EXACT_SEARCH = (1 / 16, 6)
 BATCH = 1 << 13  # coefficients a training step sees (8192, 16384 and 32768 measured within 0.04 dB)
@@ -145,17 +146,20 @@ class _Search:
 
     def run(self, bits, budget: float, around: float, width: float, iterations: int) -> float:
         """The smallest step (float32-representable) with bits(q) ≤ budget, searched from [around ± width]
-        (the bracket moves out until it holds the answer) to 2^-iterations of its width."""
+        (the bracket moves out, its stride doubling, until it holds the answer), then bisected ``iterations``
+        times."""
         cost = lambda log2_step: bits(self.q(self.step(log2_step)))  # noqa: E731
         lo, hi = max(around - width, self.lowest), around + width
-        while lo > self.lowest and cost(lo) <= budget:
-            lo, hi = max(lo - 2 * width, self.lowest), lo
+        while lo > self.lowest and cost(lo) <= budget:  # the answer is finer: move down, doubling the stride
+            width *= 2
+            lo, hi = max(lo - width, self.lowest), lo
         if cost(lo) <= budget:
             return self.step(lo)  # the finest step the format allows is under budget
-        while cost(hi) > budget:
+        while cost(hi) > budget:  # coarser: move up, doubling the stride
             if hi > self.highest:  # every coefficient is zero and that is still too much
                 raise SnfInputError("could not meet the rate target; ask for a higher rate")
-            lo, hi = hi, hi + 2 * width
+            width *= 2
+            lo, hi = hi, hi + width
         for _ in range(iterations):
             mid = 0.5 * (lo + hi)
             if cost(mid) <= budget:
@@ -193,17 +197,16 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
     network_guess = fixed_bits(width) - overhead
     search_budget = share * (8 * budget - overhead - network_guess)
 
-    transform = 0
-    if C == 2 and options.mid_side is not False:
-        ms = [from_mid_side(m) for m in material]
-        if not options.mid_side:  # compare the proxy rates at the step the plain channels need
-            plain = _Search(material, options.deadzone, lowest, top)
-            step = plain.run(_proxy_bits, search_budget, top - 8, *PROXY_SEARCH)
-            use_ms = _proxy_bits([quantize(m, step, options.deadzone) for m in ms]) < _proxy_bits(plain.q(step))
-        if options.mid_side or use_ms:
-            material, transform = ms, 1
     search = _Search(material, options.deadzone, lowest, top)
     step = search.run(_proxy_bits, search_budget, top - 8, *PROXY_SEARCH)
+    transform = 0
+    if C == 2 and options.mid_side is not False:
+        ms = _Search([from_mid_side(m) for m in material], options.deadzone, lowest, top)
+        # mid/side where asked, or where its proxy rate at the plain channels' step is lower
+        if options.mid_side or _proxy_bits(ms.q(step)) < _proxy_bits(search.q(step)):
+            search, transform = ms, 1
+            step = search.run(_proxy_bits, search_budget, math.log2(step), *FLOAT_SEARCH)
+    material = search.coefficients
 
     start = time.perf_counter()
     generator = torch.Generator().manual_seed(options.seed)
