@@ -35,11 +35,11 @@ CONTEXT_SHIFTS = (0, 1, 2, 3, 4)  # candidate context-weight steps 2^(shift - 8)
 NETWORK_BITS_GUESS = 8.0  # bits a context weight costs, before they are quantized
 SLACK_BYTES = 8  # the range coder's flush over the bits the tables count
 # Step searches (log2 step; the bracket moves out where it must): the proxy to 2^-7 of an octave (it only
-# starts the training), the float model to 2^-8, the exact one to 2^-9 (a 1 % rate error is about 1/30 of an
-# octave).
+# starts the training), the float model to 2^-8 (a 1 % rate error is about 1/30 of an octave).
 PROXY_SEARCH = (8.0, 11)  # bracket half-width, bisection steps
 FLOAT_SEARCH = (0.5, 7)
-EXACT_SEARCH = (1 / 16, 6)
+EXACT_FLOOR, EXACT_TRIES = 0.997, 8  # the exact stage: secant steps until within 0.3 % under the budget
+CODING_TRIES = 4  # range-coding passes to land at or under the budget
 BATCH = 1 << 13  # coefficients a training step sees (8192, 16384 and 32768 measured within 0.04 dB)
 SEARCH_COEFFICIENTS = 1 << 21  # coefficients the search sees: ≈ 20 s of 48 kHz stereo
 FULL_PASSES = 4  # step corrections over the whole of a long file
@@ -229,8 +229,8 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
             best = (total, ctx, symbols, codes)
     _, ctx, symbols, codes = best
     fixed = overhead + latent_coding.weights_bits(symbols, codes)
-    exact = lambda qs: sum(_integer_bits(ctx, q, N)[0] for q in qs)  # noqa: E731
-    step = search.run(exact, share * (8 * budget - fixed), math.log2(step), *EXACT_SEARCH)
+    exact = lambda s: sum(_integer_bits(ctx, q, N)[0] for q in search.q(s))  # noqa: E731
+    step = _correct(step, exact, share * (8 * budget - fixed), EXACT_FLOOR, EXACT_TRIES)
 
     def window_q(step: float) -> Iterator[np.ndarray]:
         """Every window's coefficients at ``step``, analysed as they are needed."""
@@ -238,10 +238,13 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
             c = material[i] if share == 1 else basis.analyse(samples, N, first, stop)
             yield quantize(from_mid_side(c) if transform and share < 1 else c, step, options.deadzone)
 
+    def whole_bits(step: float) -> float:
+        return sum(_integer_bits(ctx, q, N)[0] for q in window_q(step))
+
+    target = 8 * budget - fixed
     if share < 1:  # the search saw part of the file: correct the step on the whole of it
-        step = _correct(step, lambda s: sum(_integer_bits(ctx, q, N)[0] for q in window_q(s)),
-                        8 * budget - fixed)
-    while True:
+        step = _correct(step, whole_bits, target, RATE_FLOOR, FULL_PASSES)
+    for _ in range(CODING_TRIES):
         header = SpectralHeader(sample_rate, L, C, int(math.log2(N)), int(math.log2(W)), width, transform, step,
                                 tuple(codes))
         encoder = latent_coding.new_encoder()
@@ -251,27 +254,31 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
         data = bitstream.write(header, latent_coding.finish(encoder))
         if len(data) <= budget:
             break
-        if step >= 2.0 ** top:
-            raise SnfInputError(f"could not meet the rate target of {budget} bytes; ask for a higher rate")
-        step = float(np.float32(step * 1.0005))  # the coder spent a few bytes more than the tables count
+        # The coder spent more than the tables count (its probabilities are quantized): aim lower by as much.
+        target -= 8 * (len(data) - budget) + 64
+        step = _correct(step, whole_bits, target, EXACT_FLOOR if share == 1 else RATE_FLOOR, EXACT_TRIES)
+    else:
+        raise SnfInputError(f"could not meet the rate target of {budget} bytes; ask for a higher rate")
     return SpectralEncoded(data, step, fit_seconds, sum(options.steps))
 
 
-def _correct(step: float, bits, budget: float) -> float:
-    """Secant steps on log2 step until the whole file's bits are at or under ``budget`` and within RATE_FLOOR
-    of it (or FULL_PASSES are spent, then the last step at or under it)."""
+def _correct(step: float, bits, budget: float, floor: float, tries: int) -> float:
+    """Secant steps on log2 step (bits fall smoothly as the step grows) aiming just under ``budget``: the
+    finest step found whose bits are at or under it, stopping once they are within ``floor`` of it or after
+    ``tries`` evaluations; if none was under, coarser steps until one is."""
+    aim = 0.5 * (1 + floor) * budget
     x0, b0 = math.log2(step), bits(step)
     best = step if b0 <= budget else None
     x1 = x0 + (0.05 if b0 > budget else -0.05)
-    for _ in range(FULL_PASSES):
-        if b0 <= budget and b0 >= RATE_FLOOR * budget:
+    for _ in range(tries):
+        if floor * budget <= b0 <= budget:
             break
         step1 = _Search.step(x1)
         b1 = bits(step1)
         if b1 <= budget and (best is None or step1 < best):
             best = step1
-        slope = (b1 - b0) / (x1 - x0) if b1 != b0 else -budget
-        x0, b0, x1 = x1, b1, x1 + (0.995 * budget - b1) / slope
+        slope = (b1 - b0) / (x1 - x0) if b1 != b0 and x1 != x0 else -budget
+        x0, b0, x1 = x1, b1, x1 + float(np.clip((aim - b1) / slope, -1.0, 1.0))
     while best is None:  # still over: coarser until under
         x0 += 0.05
         if bits(_Search.step(x0)) <= budget:
