@@ -71,16 +71,17 @@ def first_sample(m: int, N: int, rate: int, new_rate: int) -> int:
 
 def synthesise(coefficients: np.ndarray, N: int, rate: int, new_rate: int, first: int, origin: int,
                count: int) -> np.ndarray:
-    """Frames ``first`` … of coefficients (C, F, N) sampled at ``new_rate``: their sum at output samples
-    origin … origin + count − 1 → (count, C) float64 (frames reach into the samples of their neighbours: callers
-    add overlapping spans).
+    """Frames ``first`` … of coefficients (C, F, K ≤ N: the components from K up are zero) sampled at
+    ``new_rate``: their sum at output samples origin … origin + count − 1 → (count, C) float64 (frames reach into
+    the samples of their neighbours: callers add overlapping spans).
 
-    Output sample j is at t_j = j·rate/new original samples. Frames are grouped by the exact (rational) position
-    of their first output sample relative to the frame, so one basis matrix serves every frame of a group (one
-    group at the original rate, a handful for ratios like 48 → 16 or 44.1 kHz).
+    Output sample j is at t_j = j·rate/new original samples. In frame f the samples sit at τ_f + i·d
+    (d = rate/new; τ_f, the first one's place, from exact rational arithmetic), so each component is
+    cos(θ_fk + i·ψ_k) = cos θ_fk·cos(i·ψ_k) − sin θ_fk·sin(i·ψ_k) with ψ_k = d·π(k + ½)/N: two matrices of i·ψ_k
+    shared by every frame, two matrix products for all frames at once, whatever the ratio.
     """
-    C, F, _ = coefficients.shape
-    K = kept_components(N, rate, new_rate)
+    C, F, width = coefficients.shape
+    K = min(width, kept_components(N, rate, new_rate))
     out = np.zeros((count, C))
     if K == 0:
         return out
@@ -89,23 +90,23 @@ def synthesise(coefficients: np.ndarray, N: int, rate: int, new_rate: int, first
     two_new = 2 * new_rate
     span = 2 * N * two_new  # a frame's support, in the same units
     starts = [first_sample(first + f, N, rate, new_rate) for f in range(F)]
-    groups: dict[int, list[int]] = {}
-    for f in range(F):
-        phase = 2 * starts[f] * rate - (two_new * (first + f - 1) * N - new_rate)  # ≥ 0: j0's place in the frame
-        groups.setdefault(phase, []).append(f)
-    for phase, members in groups.items():
-        n = max(0, -(-(span - phase) // (2 * rate)))  # output samples inside the support
-        if n == 0:
-            continue
-        tau = (phase + 2 * rate * torch.arange(n, dtype=torch.float64)) / two_new - 0.5
-        part_len = max(1, MAX_BASIS_VALUES // K)
-        idx = torch.tensor(members)
-        for lo in range(0, n, part_len):
-            basis = _basis(tau[lo:lo + part_len], N, K)  # (n_part, K)
-            values = torch.einsum("cmk,nk->mnc", coef[:, idx], basis).numpy()  # (members, n_part, C)
-            for row, f in enumerate(members):
-                j0 = starts[f] + lo - origin
-                a, b = max(j0, 0), min(count, j0 + values.shape[1])
-                if b > a:
-                    out[a:b] += values[row, a - j0:b - j0]
+    phases = [2 * starts[f] * rate - (two_new * (first + f - 1) * N - new_rate) for f in range(F)]  # ≥ 0
+    lengths = torch.tensor([max(0, -(-(span - p) // (2 * rate))) for p in phases])  # samples in each support
+    tau0 = torch.tensor(phases, dtype=torch.float64) / two_new - 0.5  # (F,)
+    k = torch.arange(K, dtype=torch.float64) + 0.5
+    theta = (math.pi / N) * (tau0 + 0.5 + N / 2)[:, None] * k[None]  # (F, K)
+    a, b = coef * torch.cos(theta), coef * torch.sin(theta)  # (C, F, K)
+    step = rate / new_rate
+    part_len = max(1, MAX_BASIS_VALUES // K)
+    for lo in range(0, int(lengths.max()), part_len):
+        i = torch.arange(lo, min(int(lengths.max()), lo + part_len), dtype=torch.float64)
+        psi = (math.pi / N) * (i * step)[:, None] * k[None]  # (n_part, K)
+        window = torch.sin(math.pi * (tau0[:, None] + i[None] * step + 0.5) / (2 * N)) * math.sqrt(2.0 / N)
+        window = window * (i[None] < lengths[:, None])  # (F, n_part): nothing past a frame's support
+        values = ((a @ torch.cos(psi).T - b @ torch.sin(psi).T) * window).numpy()  # (C, F, n_part)
+        for f in range(F):
+            j0 = starts[f] + lo - origin
+            lo_, hi_ = max(j0, 0), min(count, j0 + min(values.shape[2], int(lengths[f]) - lo))
+            if hi_ > lo_:
+                out[lo_:hi_] += values[:, f, lo_ - j0:hi_ - j0].T
     return out

@@ -47,14 +47,15 @@ def read_field(data: bytes) -> DecodedField:
 
 
 def windows(field: DecodedField) -> Iterator[tuple[int, np.ndarray]]:
-    """(first frame, coefficients (C, W, N) float64, channel transform undone) of each window in turn."""
+    """(first frame, coefficients (C, W, K) float64 of its active components, channel transform undone) of each
+    window in turn."""
     h = field.header
     decoder = latent_coding.new_decoder(field.payload)
     with latent_coding.reading_payload():
         _weights(decoder, h)
         for first, stop in coding.windows(h.frames, h.window):
             q = coding.decode_window(decoder, (h.channels, stop - first, h.frame), field.context)
-            coefficients = q.astype(np.float64) * h.step
+            coefficients = q[:, :, :coding.active(q)].astype(np.float64) * h.step
             yield first, from_mid_side(coefficients) if h.transform == 1 else coefficients
 
 
