@@ -594,7 +594,7 @@ def decode_image(data: bytes, scale: float | None = None, size: tuple[int, int] 
     original canvas in original pixels. The field is sampled at the centres of the output pixels.
     """
     if container.version_of(data) == container.VERSION_LATENT:
-        if _v3_kind(data) == container.KIND_AUDIO:
+        if _declared_kind(data) == container.KIND_AUDIO:
             raise SnfInputError("this file holds audio, not an image")
         return _sample_latent(latent.decoder.read_field(data), scale, size, crop, max_samples)
     header, tensors = read_field(data)
@@ -603,8 +603,9 @@ def decode_image(data: bytes, scale: float | None = None, size: tuple[int, int] 
     return _sample_image(header, tensors, scale, size, crop, max_samples)
 
 
-def _v3_kind(data: bytes) -> int:
-    """The media kind a version-3 file declares (the reader checks it, with everything else)."""
+def _declared_kind(data: bytes) -> int:
+    """The media kind a file's prefix declares, whatever its version (the reader checks it, with everything
+    else: a damaged or foreign file goes on to fail there)."""
     return data[5] if len(data) > 5 else 0
 
 
@@ -708,7 +709,7 @@ def decode_audio(data: bytes, sample_rate: int | None = None,
     """``.snf`` bytes → ((N, C) float32 in [-1, 1], sample rate). Another ``sample_rate`` samples the field
     itself at that rate (no PCM resampling)."""
     if container.version_of(data) == container.VERSION_LATENT:
-        if _v3_kind(data) != container.KIND_AUDIO:
+        if _declared_kind(data) != container.KIND_AUDIO:
             raise SnfInputError("this file holds an image, not audio")
         field = spectral.decoder.read_field(data)
         return _sample_spectral(field, sample_rate, max_samples), _output_rate(field.header, sample_rate)
@@ -747,19 +748,10 @@ def to_float32(values: np.ndarray) -> np.ndarray:
 def decode(data: bytes, scale=None, size=None, crop=None, sample_rate=None,
            max_samples: int = DEFAULT_MAX_SAMPLES) -> np.ndarray:
     """Decode whatever the file holds: images with scale/size/crop, audio with sample_rate."""
-    if container.version_of(data) == container.VERSION_LATENT and _v3_kind(data) == container.KIND_AUDIO:
+    if _declared_kind(data) == container.KIND_AUDIO:
         if scale is not None or size is not None or crop is not None:
             raise SnfInputError("scale, size and crop apply to images; this file holds audio")
-        return _sample_spectral(spectral.decoder.read_field(data), sample_rate, max_samples)
-    if container.version_of(data) == container.VERSION_LATENT:
-        if sample_rate is not None:
-            raise SnfInputError("sample_rate applies to audio; this file holds an image")
-        return decode_image(data, scale, size, crop, max_samples)
-    header, tensors = read_field(data)
-    if header.kind == container.KIND_AUDIO:
-        if scale is not None or size is not None or crop is not None:
-            raise SnfInputError("scale, size and crop apply to images; this file holds audio")
-        return _sample_audio(header, tensors, sample_rate, max_samples)
+        return decode_audio(data, sample_rate, max_samples)[0]
     if sample_rate is not None:
         raise SnfInputError("sample_rate applies to audio; this file holds an image")
-    return _sample_image(header, tensors, scale, size, crop, max_samples)
+    return decode_image(data, scale, size, crop, max_samples)

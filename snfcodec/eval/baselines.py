@@ -24,7 +24,7 @@ class Codec:
     def encode(self, signal, setting, sample_rate: int | None = None) -> bytes:
         raise NotImplementedError
 
-    def decode(self, data: bytes, like: np.ndarray) -> np.ndarray:
+    def decode(self, data: bytes, like: np.ndarray, sample_rate: int | None = None) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -43,7 +43,7 @@ class PillowCodec(Codec):
         im.save(buf, self.pillow_format, **extra)
         return buf.getvalue()
 
-    def decode(self, data: bytes, like: np.ndarray) -> np.ndarray:
+    def decode(self, data: bytes, like: np.ndarray, sample_rate=None) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             out = np.asarray(im.convert({1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[like.shape[2]]))
         return out.reshape(like.shape)

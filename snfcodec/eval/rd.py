@@ -93,7 +93,7 @@ def _baseline_rows(path, signal, sample_rate, kind):
             data = codec.encode(signal, setting, sample_rate)
             encode_seconds = time.perf_counter() - start
             start = time.perf_counter()
-            decoded = codec.decode(data, signal) if kind == "image" else codec.decode(data, signal, sample_rate)
+            decoded = codec.decode(data, signal, sample_rate)
             decode_seconds = time.perf_counter() - start
             yield _row(path, codec.name, setting, data, signal, decoded, sample_rate, kind, encode_seconds,
                        decode_seconds)

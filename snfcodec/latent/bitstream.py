@@ -82,23 +82,61 @@ class LatentHeader:
 
 
 def write(header: LatentHeader, payload: bytes) -> bytes:
-    from ..container import MAGIC
     c = header.config
     body = _FIXED.pack(header.height, header.width, header.channels, header.layout_code, c.levels, c.width,
                        c.hidden, ACTIVATIONS.index(c.activation), c.context_width, 0, c.omega0)
-    for t in header.synthesis + header.context:
-        body += _RECORD.pack(t.exponent, t.scale_index, t.lo, t.hi)
-    data = _PREFIX.pack(MAGIC, VERSION, header.kind, 0, len(body), len(payload)) + body + payload
-    return data + _CRC.pack(zlib.crc32(data))
+    return framed(header.kind, body + pack_records(header.synthesis + header.context), payload)
 
 
 def header_size(config: LatentConfig) -> int:
     """Bytes of a file outside its payload."""
     n_synth = 2 * (config.hidden + 1)
-    return _PREFIX.size + _FIXED.size + (n_synth + 12) * _RECORD.size + _CRC.size
+    return FRAME_SIZE + _FIXED.size + (n_synth + 12) * RECORD_SIZE
 
 
-def _fail(offset: int, what: str):
+# ---- the parts every version-3 file shares (the audio spectra's too: snfcodec.spectral.bitstream) ----------
+
+PREFIX_SIZE = _PREFIX.size  # the header body starts here
+FRAME_SIZE = _PREFIX.size + _CRC.size  # bytes of a file outside its header body and payload
+RECORD_SIZE = _RECORD.size
+
+
+def framed(kind: int, body: bytes, payload: bytes) -> bytes:
+    """Prefix (version 3, ``kind``), header body, payload and the CRC-32 of all of them."""
+    from ..container import MAGIC
+    data = _PREFIX.pack(MAGIC, VERSION, kind, 0, len(body), len(payload)) + body + payload
+    return data + _CRC.pack(zlib.crc32(data))
+
+
+def lengths(data: bytes) -> tuple[int, int]:
+    """(header length, payload length) of a file whose prefix :func:`snfcodec.container.read` has checked."""
+    return _PREFIX.unpack_from(data, 0)[4:]
+
+
+def pack_records(codes) -> bytes:
+    return b"".join(_RECORD.pack(t.exponent, t.scale_index, t.lo, t.hi) for t in codes)
+
+
+def read_records(data: bytes, pos: int, count: int, synthesis: int = 0) -> list[TensorCode]:
+    """``count`` tensor records from byte ``pos``, the first ``synthesis`` of them synthesis tensors and the rest
+    context weights, each checked against the format's bounds."""
+    codes = []
+    for i in range(count):
+        q, s, lo, hi = _RECORD.unpack_from(data, pos)
+        if not lo <= hi:
+            fail(pos, f"tensor {i}: symbol range [{lo}, {hi}] is empty")
+        if s >= tables.LATENT.num_scales:
+            fail(pos, f"tensor {i}: scale index {s} outside 0..{tables.LATENT.num_scales - 1}")
+        if i < synthesis and q > MAX_SYNTH_SHIFT:
+            fail(pos, f"tensor {i}: step exponent {q} outside 0..{MAX_SYNTH_SHIFT}")
+        if i >= synthesis and (q > FRAC + 7 or max(-lo, hi) << q > MAX_WEIGHT):
+            fail(pos, f"tensor {i}: context weights [{lo}, {hi}] << {q} exceed {MAX_WEIGHT}")
+        codes.append(TensorCode(q, s, lo, hi))
+        pos += _RECORD.size
+    return codes
+
+
+def fail(offset: int, what: str):
     raise SnfFormatError(f"not a valid .snf file: {what} (at byte {offset})")
 
 
@@ -110,9 +148,9 @@ def read(data: bytes) -> tuple[LatentHeader, bytes]:
     pos = _PREFIX.size
     end = pos + hlen
     if kind != KIND_IMAGE:
-        _fail(5, f"version {VERSION} holds images, not media kind {kind}")
+        fail(5, f"version {VERSION} holds images, not media kind {kind}")
     if hlen < _FIXED.size:
-        _fail(8, f"header length {hlen} is too short")
+        fail(8, f"header length {hlen} is too short")
     H, W, C, layout, levels, width, hidden, act, cwidth, reserved, omega0 = _FIXED.unpack_from(data, pos)
     checks = [
         (1 <= H <= MAX_SIDE and 1 <= W <= MAX_SIDE and H * W <= MAX_PIXELS, f"image size {W}x{H} out of range"),
@@ -127,26 +165,13 @@ def read(data: bytes) -> tuple[LatentHeader, bytes]:
     ]
     for ok, what in checks:
         if not ok:
-            _fail(pos, what)
+            fail(pos, what)
     pos += _FIXED.size
     config = LatentConfig(levels, width, hidden, ACTIVATIONS[act], float(omega0), cwidth)
     n_synth, n_ctx = 2 * (hidden + 1), 12
     if end - pos != (n_synth + n_ctx) * _RECORD.size:
-        _fail(pos, f"header length {hlen} does not match {n_synth} + {n_ctx} tensor records")
-    codes = []
-    for i in range(n_synth + n_ctx):
-        synth = i < n_synth
-        q, s, lo, hi = _RECORD.unpack_from(data, pos)
-        if not lo <= hi:
-            _fail(pos, f"tensor {i}: symbol range [{lo}, {hi}] is empty")
-        if s >= tables.LATENT.num_scales:
-            _fail(pos, f"tensor {i}: scale index {s} outside 0..{tables.LATENT.num_scales - 1}")
-        if synth and q > MAX_SYNTH_SHIFT:
-            _fail(pos, f"tensor {i}: step exponent {q} outside 0..{MAX_SYNTH_SHIFT}")
-        if not synth and (q > FRAC + 7 or max(-lo, hi) << q > MAX_WEIGHT):
-            _fail(pos, f"tensor {i}: context weights [{lo}, {hi}] << {q} exceed {MAX_WEIGHT}")
-        codes.append(TensorCode(q, s, lo, hi))
-        pos += _RECORD.size
+        fail(pos, f"header length {hlen} does not match {n_synth} + {n_ctx} tensor records")
+    codes = read_records(data, pos, n_synth + n_ctx, n_synth)
     header = LatentHeader(H, W, C, layout, config, tuple(codes[:n_synth]), tuple(codes[n_synth:]))
     return header, data[end:end + plen]
 

@@ -17,7 +17,6 @@ import torch
 
 from ..errors import SnfFormatError
 from . import tables
-from .tables import LATENT
 from .context import MAX_LATENT, IntegerContext, checkerboard, features
 
 # choose(level, positions, table, centre) → the pass's latents (n,) int64; the encoder picks and records
@@ -49,10 +48,11 @@ def encoder_chooser(latents: list[np.ndarray], deadzone: float, record: list) ->
 
     def choose(l, where, table, centre):
         y = latents[l].reshape(-1)[where]
-        exact_centre = centre + (table % LATENT.offsets) / LATENT.offsets
+        exact_centre = centre + (table % tables.LATENT.offsets) / tables.LATENT.offsets
         d = y - exact_centre
         q = np.rint(exact_centre + np.sign(d) * np.maximum(np.abs(d) - deadzone, 0.0)).astype(np.int64)
-        q = np.clip(q, np.maximum(centre - LATENT.radius, -MAX_LATENT), np.minimum(centre + LATENT.radius, MAX_LATENT))
+        radius = tables.LATENT.radius
+        q = np.clip(q, np.maximum(centre - radius, -MAX_LATENT), np.minimum(centre + radius, MAX_LATENT))
         record.append((q - centre, table))
         return q
 
@@ -61,7 +61,7 @@ def encoder_chooser(latents: list[np.ndarray], deadzone: float, record: list) ->
 
 def decoder_chooser(decoder) -> Chooser:
     def choose(l, where, table, centre):
-        q = centre + LATENT.decode(decoder, table)
+        q = centre + tables.LATENT.decode(decoder, table)
         if np.any(np.abs(q) > MAX_LATENT):
             raise SnfFormatError(f"a latent of level {l} decodes outside ±{MAX_LATENT}: the payload is corrupt")
         return q

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import math
 import struct
-import zlib
 from dataclasses import asdict, dataclass
 
-from ..errors import SnfFormatError
-from ..latent import tables
+from ..latent.bitstream import (FRAME_SIZE, PREFIX_SIZE, RECORD_SIZE, fail, framed, lengths, pack_records,
+                                read_records)
 from ..latent.coding import TensorCode
-from ..latent.context import FRAC, MAX_WEIGHT
 from . import basis, context
 
 VERSION = 3
@@ -29,11 +27,8 @@ WINDOW_LOG2 = (1, 16)  # windows of 2 … 65536 frames
 MAX_WINDOW_COEFFICIENTS = 1 << 24  # channels × window frames × frame length: what a decoder holds at a time
 MAX_WIDTH = 64
 TRANSFORMS = ("none", "mid/side")
-_PREFIX = struct.Struct("<4sBBHII")  # as container: magic, version, kind, flags, header_length, payload_length
 _FIXED = struct.Struct("<IIBBBBBBf")  # sample rate, length, channels, log2 frame, log2 window, context width,
-# transform, reserved, step
-_RECORD = struct.Struct("<BBhh")  # per context tensor: shift, scale index, lo, hi (as the image field's)
-_CRC = struct.Struct("<I")
+# transform, reserved, step; then 12 context records as the image field's
 
 
 @dataclass(frozen=True)
@@ -89,31 +84,23 @@ class SpectralHeader:
 
 def header_size() -> int:
     """Bytes of a file outside its payload."""
-    return _PREFIX.size + _FIXED.size + 2 * 6 * _RECORD.size + _CRC.size
+    return FRAME_SIZE + _FIXED.size + 12 * RECORD_SIZE
 
 
 def write(header: SpectralHeader, payload: bytes) -> bytes:
-    from ..container import MAGIC
     body = _FIXED.pack(header.sample_rate, header.length, header.channels, header.frame_log2,
                        header.window_log2, header.context_width, header.transform, 0, header.step)
-    for t in header.context:
-        body += _RECORD.pack(t.exponent, t.scale_index, t.lo, t.hi)
-    data = _PREFIX.pack(MAGIC, VERSION, KIND, 0, len(body), len(payload)) + body + payload
-    return data + _CRC.pack(zlib.crc32(data))
-
-
-def _fail(offset: int, what: str):
-    raise SnfFormatError(f"not a valid .snf file: {what} (at byte {offset})")
+    return framed(KIND, body + pack_records(header.context), payload)
 
 
 def read(data: bytes) -> tuple[SpectralHeader, bytes]:
     """Parse a version-3 audio file whose prefix, length and CRC :func:`snfcodec.container.read` has already
     checked → (header, payload)."""
-    _, _, _, _, hlen, plen = _PREFIX.unpack_from(data, 0)
-    pos = _PREFIX.size
+    hlen, plen = lengths(data)
+    pos = PREFIX_SIZE
     end = pos + hlen
-    if hlen != _FIXED.size + 12 * _RECORD.size:
-        _fail(8, f"header length {hlen} is not {_FIXED.size + 12 * _RECORD.size}")
+    if hlen != _FIXED.size + 12 * RECORD_SIZE:
+        fail(8, f"header length {hlen} is not {_FIXED.size + 12 * RECORD_SIZE}")
     rate, length, C, n, w, width, transform, reserved, step = _FIXED.unpack_from(data, pos)
     checks = [
         (1 <= rate <= MAX_RATE, f"sample rate {rate} outside 1..{MAX_RATE}"),
@@ -129,20 +116,9 @@ def read(data: bytes) -> tuple[SpectralHeader, bytes]:
     ]
     for ok, what in checks:
         if not ok:
-            _fail(pos, what)
+            fail(pos, what)
     if C * min(1 << w, basis.frames(length, 1 << n)) * (1 << n) > MAX_WINDOW_COEFFICIENTS:
-        _fail(pos, f"windows of {C} x {1 << w} frames of {1 << n} exceed {MAX_WINDOW_COEFFICIENTS} coefficients")
-    pos += _FIXED.size
-    codes = []
-    for i in range(12):
-        q, s, lo, hi = _RECORD.unpack_from(data, pos)
-        if not lo <= hi:
-            _fail(pos, f"tensor {i}: symbol range [{lo}, {hi}] is empty")
-        if s >= tables.LATENT.num_scales:
-            _fail(pos, f"tensor {i}: scale index {s} outside 0..{tables.LATENT.num_scales - 1}")
-        if q > FRAC + 7 or max(-lo, hi) << q > MAX_WEIGHT:
-            _fail(pos, f"tensor {i}: context weights [{lo}, {hi}] << {q} exceed {MAX_WEIGHT}")
-        codes.append(TensorCode(q, s, lo, hi))
-        pos += _RECORD.size
+        fail(pos, f"windows of {C} x {1 << w} frames of {1 << n} exceed {MAX_WINDOW_COEFFICIENTS} coefficients")
+    codes = read_records(data, pos + _FIXED.size, 12)
     header = SpectralHeader(rate, length, C, n, w, width, transform, step, tuple(codes))
     return header, data[end:end + plen]

@@ -10,9 +10,8 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from ..errors import SnfFormatError
 from ..latent.context import IntegerContext
-from .context import FAMILY, MAX_COEFFICIENT, _padded, magnitude, pass_features, pass_positions
+from .context import FAMILY, _padded, magnitude, pass_features, pass_positions
 
 
 def windows(F: int, W: int):
@@ -45,19 +44,16 @@ def encode_window(encoder, q: np.ndarray, table: np.ndarray, N: int) -> None:
         FAMILY.encode(encoder, q[:, rows, k].reshape(-1), table[:, rows, k].reshape(-1))
 
 
-def decode_window(decoder, shape: tuple[int, int, int], context: IntegerContext) -> np.ndarray:
-    """Read a window's coefficients (C, F, N) int64: its active component count, then per pass the integer
-    model's tables from what is decoded."""
-    C, F, N = shape
-    q = np.zeros(shape, dtype=np.int64)
+def decode_window(decoder, C: int, F: int, N: int, context: IntegerContext) -> np.ndarray:
+    """Read a window of C channels × F frames of N components: its active component count K, then per pass the
+    integer model's tables from what is decoded → its coefficients (C, F, K) int64 (the rest are zero; every
+    value lies within ±MAX_COEFFICIENT, the tables' alphabet)."""
     K = int(decoder.decode(constriction.stream.model.Uniform(N + 1), 1)[0])
-    P = _padded(q[:, :, :K])
+    q = np.zeros((C, F, K), dtype=np.int64)
+    P = _padded(q)
     for k, p, rows in passes(F, K):
         table, _ = context.predict(p, pass_features(P, k, p))
         values = FAMILY.decode(decoder, table).reshape(C, len(rows))
-        if np.any(np.abs(values) > MAX_COEFFICIENT):
-            raise SnfFormatError(f"a coefficient of component {k} decodes outside ±{MAX_COEFFICIENT}: the "
-                                 "payload is corrupt")
         q[:, rows, k] = values
         P[:, rows + 1, k + 2] = magnitude(values)
     return q

@@ -1,8 +1,9 @@
 """The entropy model of the audio spectra: every coefficient's Laplace scale predicted from coefficients the
 decoder already has, by the integer-exact networks of the image field (:mod:`snfcodec.latent.context`).
 
-Decoding order: components k = 0 … N − 1 in turn, each in two passes over the frames, even frames then odd
-ones (all channels and frames of a pass at once: 2N vectorised passes, whatever the duration). A coefficient's
+Decoding order (per window, :mod:`.coding`): components k = 0 … K − 1 in turn, each in two passes over the
+frames, even frames then odd ones (all channels and frames of a pass at once: at most 2N vectorised passes,
+whatever the duration). A coefficient's
 context is its component index and the magnitudes of the two components below it in its own frame, of the one
 below it in the frames before and after, and — in the odd pass — of its own component in the frames before and
 after (decoded in the even pass). Magnitudes enter as an integer log, :func:`magnitude`, computed exactly.

@@ -54,8 +54,8 @@ def windows(field: DecodedField) -> Iterator[tuple[int, np.ndarray]]:
     with latent_coding.reading_payload():
         _weights(decoder, h)
         for first, stop in coding.windows(h.frames, h.window):
-            q = coding.decode_window(decoder, (h.channels, stop - first, h.frame), field.context)
-            coefficients = q[:, :, :coding.active(q)].astype(np.float64) * h.step
+            q = coding.decode_window(decoder, h.channels, stop - first, h.frame, field.context)
+            coefficients = q.astype(np.float64) * h.step
             yield first, from_mid_side(coefficients) if h.transform == 1 else coefficients
 
 

@@ -122,11 +122,12 @@ def _float_bits(model, qs: list[np.ndarray]) -> float:
         return float(context.float_bits(model, *_tensors(qs)).sum())
 
 
-def _integer_bits(ctx, q: np.ndarray, N: int) -> tuple[float, np.ndarray]:
-    """Exact bits of one window (its component count and coded coefficients) and their tables (C, F, K)."""
+def _integer_bits(ctx, q: np.ndarray, N: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Exact bits of one window (its component count and coded coefficients), the coded coefficients
+    (C, F, K) and their tables (C, F, K)."""
     q = _coded(q)
     table = context.integer_tables(ctx, context.all_features(q).reshape(-1, 7), _odd(q.shape))
-    return context.FAMILY.residual_bits(q.reshape(-1), table) + math.log2(N + 1), table.reshape(q.shape)
+    return context.FAMILY.residual_bits(q.reshape(-1), table) + math.log2(N + 1), q, table.reshape(q.shape)
 
 
 class _Search:
@@ -194,8 +195,7 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
     lowest = math.log2(max(float(max(np.abs(m).max() for m in material)), 1e-12) / context.MAX_COEFFICIENT)
     top = math.log2(peak) + 2  # log2 of a step that zeroes everything
     overhead = 8 * (bitstream.header_size() + SLACK_BYTES)
-    network_guess = fixed_bits(width) - overhead
-    search_budget = share * (8 * budget - overhead - network_guess)
+    search_budget = share * (8 * budget - fixed_bits(width))
 
     search = _Search(material, options.deadzone, lowest, top)
     step = search.run(_proxy_bits, search_budget, top - 8, *PROXY_SEARCH)
@@ -250,7 +250,7 @@ def encode(samples: np.ndarray, sample_rate: int, options: SpectralOptions) -> S
         encoder = latent_coding.new_encoder()
         latent_coding.encode_weights(encoder, symbols, codes)
         for q in window_q(step):
-            coding.encode_window(encoder, _coded(q), _integer_bits(ctx, q, N)[1], N)
+            coding.encode_window(encoder, *_integer_bits(ctx, q, N)[1:], N)
         data = bitstream.write(header, latent_coding.finish(encoder))
         if len(data) <= budget:
             break
