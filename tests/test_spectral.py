@@ -3,7 +3,6 @@ and files end to end — rate, exact and deterministic decoding, other sample ra
 nothing."""
 
 import hashlib
-import os
 import subprocess
 import sys
 import zlib
@@ -57,6 +56,19 @@ def test_synthesis_at_the_original_rate_inverts_the_analysis():
     np.testing.assert_allclose(_render(c, 32, 1000, RATE, RATE), x, atol=1e-12)
 
 
+def test_synthesis_at_the_original_rate_is_the_basis_summed():
+    """The FFT path (the original rate) of frames 3 … 8 with 20 of 32 components, read from sample 70 on, is the
+    sum of the basis functions themselves."""
+    c = np.random.default_rng(4).standard_normal((2, 6, 20))
+    got = basis.synthesise(c, 32, RATE, RATE, 3, 70, 150)
+    want = np.zeros((2, 400))
+    phi = basis._basis(torch.arange(64, dtype=torch.float64), 32, 20).numpy()  # (2N, K)
+    for f in range(6):
+        start = (3 + f - 1) * 32  # frame m covers samples (m − 1)·N … (m + 1)·N − 1
+        want[:, start:start + 64] += c[:, f] @ phi.T
+    np.testing.assert_allclose(got, want[:, 70:220].T, atol=1e-12)
+
+
 @pytest.mark.parametrize("new_rate", [8000, 22050, 32000, 44100])
 def test_the_field_between_samples_is_the_signal_between_samples(new_rate):
     """A 440 Hz tone sampled at 16 kHz, evaluated at another rate, is the same tone at those instants."""
@@ -98,20 +110,25 @@ def test_magnitude_is_an_exact_integer_log():
     assert context.magnitude(q).tolist() == ref
 
 
+def test_component_positions_are_the_same_integer_log():
+    k = np.arange(8192)
+    assert [context._position(int(v)) for v in k] == context.magnitude(k + 1).tolist()
+
+
 def test_every_pass_sees_only_what_is_decoded_before_it():
     """Decoding the passes in order, each pass's context (from a grid holding only earlier passes) equals the
     context the encoder computes from the whole grid."""
     rng = np.random.default_rng(1)
     q = np.round(rng.laplace(0, 3, (2, 9, 6))).astype(np.int64)
     full = context.all_features(q)
-    P = context._padded(np.zeros_like(q))
+    grid = context.PassGrid(2, 9, 6)
     from snfcodec.spectral.coding import passes
     seen = 0
     for k, p, rows in passes(9, 6):
-        got = context.pass_features(P, k, p)
+        got = grid.features(k, p)
         used = context.FEATURES[p]
-        np.testing.assert_array_equal(got[:, :used], full[:, rows, k].reshape(-1, 7)[:, :used])
-        P[:, rows + 1, k + 2] = context.magnitude(q[:, rows, k])
+        np.testing.assert_array_equal(got, full[:, rows, k].reshape(-1, 7)[:, :used])
+        grid.record(k, p, q[:, rows, k])
         seen += q[:, rows, k].size
     assert seen == q.size
 

@@ -151,20 +151,31 @@ class IntegerContext:
                  family: tables.LaplaceTables = tables.LATENT, max_centre: int = MAX_LATENT):
         self.features, self.family, self.max_centre = features, family, max_centre
         self.layers = []
+        scale = float(1 << FRAC)
         for p in range(len(features)):
-            w = weights[6 * p:6 * p + 6]
-            self.layers.append([(w[2 * k].astype(np.float64), w[2 * k + 1].astype(np.float64)) for k in range(3)])
+            w = [t.astype(np.float64) for t in weights[6 * p:6 * p + 6]]
+            # biases of the later layers pre-multiplied by 2^FRAC (exact: a power of two)
+            self.layers.append((w[0], w[1], w[2], w[3] * scale, w[4], w[5] * scale))
 
     def predict(self, p: int, x) -> tuple[np.ndarray, np.ndarray]:
         """Integer context (n, ≥ features[p]) float64 (array or tensor) → (table index (n,), integer centre m
-        (n,)), int64. NumPy: the passes are many and small, where its per-call cost is lowest."""
-        (w0, b0), (w1, b1), (w2, b2) = self.layers[p]
+        (n,)), int64. NumPy, in place: the passes are many and small, where its per-call cost is lowest."""
+        w0, b0, w1, b1, w2, b2 = self.layers[p]
         family = self.family
         scale = float(1 << FRAC)
         x = np.asarray(x, dtype=np.float64)
-        h = np.clip(x[:, :self.features[p]] @ w0 + b0, 0, MAX_ACT)
-        h = np.clip(np.floor((h @ w1 + b1 * scale) / scale), 0, MAX_ACT)
-        o = np.floor((h @ w2 + b2 * scale) / scale)
+        h = x[:, :self.features[p]] @ w0
+        h += b0
+        _clamp(h)
+        h = h @ w1
+        h += b1
+        h /= scale
+        np.floor(h, out=h)
+        _clamp(h)
+        o = h @ w2
+        o += b2
+        o /= scale
+        np.floor(o, out=o)
         s = np.floor((family.scales_per_e * (o[:, -1] - family.ln_b0 * scale) + 128) / scale)
         s = np.clip(s, 0, family.num_scales - 1)
         if o.shape[1] == 1:
@@ -175,6 +186,12 @@ class IntegerContext:
         m = np.floor(fine / family.offsets)
         offset = fine - family.offsets * m
         return (s * family.offsets + offset).astype(np.int64), m.astype(np.int64)
+
+
+def _clamp(h: np.ndarray) -> None:
+    """Activations to [0, MAX_ACT] in place (ufuncs: np.clip's per-call cost is several times theirs)."""
+    np.maximum(h, 0.0, out=h)
+    np.minimum(h, MAX_ACT, out=h)
 
 
 def quantize_context(model: ContextModel, shift: list[int]) -> list[np.ndarray]:

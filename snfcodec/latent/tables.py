@@ -55,7 +55,8 @@ def laplace_probabilities(lo: int, hi: int, centre: float, b: float) -> np.ndarr
     F = np.where(z < 0, 0.0, 1.0)
     near = np.abs(z) <= 21.0 + 1.0 / b
     zn = z[near]
-    F[near] = np.where(zn < 0, 0.5 * det_exp(np.minimum(zn, 0.0)), 1.0 - 0.5 * det_exp(-np.maximum(zn, 0.0)))
+    e = det_exp(-np.abs(zn))  # elementwise, so the same values as computing each side on its own
+    F[near] = np.where(zn < 0, 0.5 * e, 1.0 - 0.5 * e)
     p = np.maximum(F[1:] - F[:-1], FLOOR)
     # fsum: correctly rounded, so no summation order to differ; the floored bins' exact sum is one term
     floored = p == FLOOR
@@ -110,18 +111,23 @@ class LaplaceTables:
 
     def encode(self, encoder, residuals: np.ndarray, table: np.ndarray) -> None:
         """Code one pass: residuals (n,) int in −radius..radius, table (n,) int table indices."""
-        for t, where in grouped(table):
-            encoder.encode((residuals[where] + self.radius).astype(np.int32), self.model(t))
+        order, groups = grouped(table)
+        symbols = (residuals[order] + self.radius).astype(np.int32)
+        for t, a, b in groups:
+            encoder.encode(symbols[a:b], self.model(t))
 
     def decode(self, decoder, table: np.ndarray) -> np.ndarray:
+        order, groups = grouped(table)
         out = np.empty(len(table), dtype=np.int64)
-        for t, where in grouped(table):
-            out[where] = np.asarray(decoder.decode(self.model(t), len(where)), dtype=np.int64) - self.radius
-        return out
+        if groups:
+            out[order] = np.concatenate([decoder.decode(self.model(t), b - a) for t, a, b in groups])
+        return out - self.radius
 
     def residual_bits(self, residuals: np.ndarray, table: np.ndarray) -> float:
         """Bits the pass will cost (to within the range coder's few bytes)."""
-        return float(sum(self.bits(t)[residuals[where] + self.radius].sum() for t, where in grouped(table)))
+        order, groups = grouped(table)
+        symbols = residuals[order] + self.radius
+        return float(sum(self.bits(t)[symbols[a:b]].sum() for t, a, b in groups))
 
 
 # The image latents' tables (formats/snf.md §8): b from e^-3 ≈ 0.05 to e^4 ≈ 55 in steps of e^(1/9), centres in
@@ -129,16 +135,15 @@ class LaplaceTables:
 LATENT = LaplaceTables(ln_b0=-3.0, scales_per_e=9, num_scales=64, offsets=4, radius=63)
 
 
-def grouped(table: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """Positions of a pass grouped by table index, ascending; within a group in position order. Encoder and
-    decoder both code a pass group by group in this order, each group with one fixed model."""
+def grouped(table: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+    """A pass's positions grouped by table index, ascending, within a group in position order: (order (n,), [(table,
+    start, stop)] with order[start:stop] the positions of that table). Encoder and decoder both code a pass group
+    by group in this order, each group with one fixed model."""
     order = np.argsort(table, kind="stable")
-    sorted_t = table[order]
-    if not len(order):
-        return []
-    starts = np.flatnonzero(np.concatenate(([True], sorted_t[1:] != sorted_t[:-1]))).tolist()
-    ends = starts[1:] + [len(order)]
-    return [(int(sorted_t[a]), order[a:b]) for a, b in zip(starts, ends)]
+    counts = np.bincount(table)
+    used = np.flatnonzero(counts)
+    stops = np.cumsum(counts[used])
+    return order, list(zip(used.tolist(), (stops - counts[used]).tolist(), stops.tolist()))
 
 
 # ---- network weights ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import constriction
 import numpy as np
 
 from ..latent.context import IntegerContext
-from .context import FAMILY, _padded, magnitude, pass_features, pass_positions
+from .context import FAMILY, PassGrid, pass_positions
 
 
 def windows(F: int, W: int):
@@ -50,10 +50,10 @@ def decode_window(decoder, C: int, F: int, N: int, context: IntegerContext) -> n
     value lies within ±MAX_COEFFICIENT, the tables' alphabet)."""
     K = int(decoder.decode(constriction.stream.model.Uniform(N + 1), 1)[0])
     q = np.zeros((C, F, K), dtype=np.int64)
-    P = _padded(q)
+    grid = PassGrid(C, F, K)
     for k, p, rows in passes(F, K):
-        table, _ = context.predict(p, pass_features(P, k, p))
+        table, _ = context.predict(p, grid.features(k, p))
         values = FAMILY.decode(decoder, table).reshape(C, len(rows))
-        q[:, rows, k] = values
-        P[:, rows + 1, k + 2] = magnitude(values)
+        q[:, p::2, k] = values
+        grid.record(k, p, values)
     return q

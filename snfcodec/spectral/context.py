@@ -32,18 +32,22 @@ def magnitude(q: np.ndarray) -> np.ndarray:
     return np.where(q == 0, 0, 8 * e.astype(np.int64) + np.floor(16 * f).astype(np.int64) - 8)
 
 
+# magnitude() of every coefficient the format allows, looked up by the decoder's passes
+_MAGNITUDES = magnitude(np.arange(-MAX_COEFFICIENT, MAX_COEFFICIENT + 1)).astype(np.float64)
+
+
+def _position(k: int) -> int:
+    """magnitude(k + 1) of a component index, in Python integers (the same integer log)."""
+    n = (k + 1).bit_length()
+    return 8 * n + (16 * (k + 1) >> n) - 8
+
+
 def _padded(mag: np.ndarray) -> np.ndarray:
     """(C, F, N) → (C, F + 2, N + 2) with mag[c, m, k] at [c, m + 1, k + 2] and zeros around."""
     C, F, N = mag.shape
     out = np.zeros((C, F + 2, N + 2), dtype=np.int64)
     out[:, 1:-1, 2:] = mag
     return out
-
-
-def _columns(P: np.ndarray, rows, k) -> list[np.ndarray]:
-    """The six neighbour magnitudes of positions (rows − 1, k − 2) of the unpadded grid, P = _padded(...)."""
-    return [P[:, rows, k + 1], P[:, rows, k], P[:, rows - 1, k + 1], P[:, rows + 1, k + 1],
-            P[:, rows - 1, k + 2], P[:, rows + 1, k + 2]]
 
 
 def all_features(q: np.ndarray) -> np.ndarray:
@@ -63,12 +67,30 @@ def pass_positions(F: int, p: int) -> np.ndarray:
     return np.arange(p, F, 2)
 
 
-def pass_features(P: np.ndarray, k: int, p: int) -> np.ndarray:
-    """Context of pass (k, p) from a partly decoded padded magnitude grid → (C · frames of the pass, 7)."""
-    C, F2, N2 = P.shape
-    rows = pass_positions(F2 - 2, p) + 1
-    pos = np.full((C, len(rows)), magnitude(np.array([k + 1]))[0])
-    return np.stack([pos] + _columns(P, rows, np.array(k)), axis=-1).reshape(-1, 7)
+class PassGrid:
+    """What a decoder holds of one window: magnitudes (N + 2, C, F + 2) float64, mag[c, m, k] at [k + 2, c, m + 1]
+    with zeros around — component-major, so each context column of a pass is one strided slice. Gives a pass its
+    context (the same rows :func:`all_features` computes from the whole grid) and takes its decoded values."""
+
+    def __init__(self, C: int, F: int, N: int):
+        self.F = F
+        self.mag = np.zeros((N + 2, C, F + 2))
+        self._x = [np.empty((C, len(pass_positions(F, p)), FEATURES[p])) for p in (0, 1)]
+
+    def features(self, k: int, p: int) -> np.ndarray:
+        """Context of pass (k, p) → (C · frames of the pass, FEATURES[p]) float64 (integers), channel-major."""
+        x, M, F = self._x[p], self.mag, self.F
+        mid, before, after = slice(p + 1, F + 1, 2), slice(p, F, 2), slice(p + 2, F + 2, 2)
+        x[..., 0] = _position(k)
+        x[..., 1], x[..., 2] = M[k + 1, :, mid], M[k, :, mid]
+        x[..., 3], x[..., 4] = M[k + 1, :, before], M[k + 1, :, after]
+        if p:
+            x[..., 5], x[..., 6] = M[k + 2, :, before], M[k + 2, :, after]
+        return x.reshape(-1, FEATURES[p])
+
+    def record(self, k: int, p: int, values: np.ndarray) -> None:
+        """Pass (k, p)'s decoded coefficients (C, frames of the pass), within ±MAX_COEFFICIENT."""
+        self.mag[k + 2, :, p + 1:self.F + 1:2] = _MAGNITUDES[values + MAX_COEFFICIENT]
 
 
 def new_model(width: int, generator: torch.Generator, mean_abs: float) -> ContextModel:
