@@ -34,9 +34,10 @@ def det_exp(x: np.ndarray) -> np.ndarray:
     r = x - k * _LN2
     term = np.ones_like(r)
     total = np.ones_like(r)
-    for n in range(1, 15):
-        term = term * r / n
-        total = total + term
+    for n in range(1, 15):  # in place: the same operations in the same order, without temporaries
+        term *= r
+        term /= n
+        total += term
     return np.ldexp(total, k.astype(np.int64))
 
 
