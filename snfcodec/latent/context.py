@@ -79,35 +79,44 @@ class ContextModel(torch.nn.Module):
         out = self.nets[p](x[:, :FEATURES[p]])
         return out[:, 0], out[:, 1]
 
-    def level(self, grid: torch.Tensor, parent: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ, ln b) of every position of a level, each from its own pass's network: (h, w) each.
+    def parts(self, grid: torch.Tensor, parent: torch.Tensor | None):
+        """(r0, c0, μ, ln b) of each of a level's four sublattices grid[r0::2, c0::2] (⌈(h − r0)/2⌉ × ⌈(w −
+        c0)/2⌉ each), from its own pass's network: pass 0 holds (0, 0) and (1, 1), pass 1 the other two.
 
-        The same function as :func:`features` followed by :meth:`forward`, computed for training without
-        materialising the features: the first layer is a 3×3 convolution of the parent grid (repeated 2×2)
-        plus a cross-shaped one of the level itself, and each network runs only on its own pass's positions,
-        the two checkerboard phases ([0::2, 0::2] and [1::2, 1::2] for pass 0).
+        The same function as :func:`features` followed by :meth:`forward`, computed for training on strided
+        slices: a sublattice's parents are the parent grid itself (the parent of (2i + r0, 2j + c0) is (i, j)),
+        its same-level neighbours are the other sublattices, so each network runs once per sublattice as three
+        matrix products in a (features, positions) layout, with no full-resolution intermediate to gather.
         """
         h, w = grid.shape
-        mu, log_b = grid.new_empty(h, w), grid.new_empty(h, w)
-        for p, net in enumerate(self.nets):
-            w0, b0 = net[0].weight, net[0].bias  # (width, 9 or 13)
-            pre = b0[:, None, None].expand(-1, h, w)
-            if parent is not None:
-                k = w0[:, :COARSE].reshape(-1, 1, 3, 3)
-                c = torch.nn.functional.conv2d(parent[None, None], k, padding=1)[0]
-                pre = pre + c.repeat_interleave(2, 1)[:, :h].repeat_interleave(2, 2)[:, :, :w]
-            if p == 1:
-                k = w0.new_zeros(w0.shape[0], 1, 3, 3)
-                k[:, 0, 0, 1], k[:, 0, 2, 1], k[:, 0, 1, 0], k[:, 0, 1, 2] = w0[:, 9], w0[:, 10], w0[:, 11], w0[:, 12]
-                pre = pre + torch.nn.functional.conv2d(grid[None, None], k, padding=1)[0]
-            for r0 in (0, 1):
-                c0 = (r0 + p) % 2
-                part = pre[:, r0::2, c0::2]
-                if part.numel() == 0:
-                    continue
-                x = torch.relu(part.reshape(part.shape[0], -1).T)
-                out = net[4](net[3](net[2](x))).T.reshape(2, *part.shape[1:])
-                mu[r0::2, c0::2], log_b[r0::2, c0::2] = out[0], out[1]
+        pp = None if parent is None else torch.nn.functional.pad(parent[None, None], (1, 1, 1, 1))[0, 0]
+        gp = torch.nn.functional.pad(grid[None, None], (1, 1, 1, 1))[0, 0]
+        for r0, c0 in ((0, 0), (1, 1), (0, 1), (1, 0)):
+            p = (r0 + c0) % 2
+            hs, ws = (h - r0 + 1) // 2, (w - c0 + 1) // 2
+            if hs * ws == 0:
+                continue
+            net = self.nets[p]
+            cols = []
+            if pp is None:
+                cols.append(grid.new_zeros(COARSE, hs, ws))
+            else:
+                cols += [pp[1 + di:1 + di + hs, 1 + dj:1 + dj + ws] for di in (-1, 0, 1) for dj in (-1, 0, 1)]
+            if p == 1:  # up, down, left, right in the padded level
+                rows, centre = slice(r0 + 1, r0 + 1 + 2 * hs, 2), slice(c0 + 1, c0 + 1 + 2 * ws, 2)
+                cols += [gp[r0:r0 + 2 * hs:2, centre], gp[r0 + 2:r0 + 2 + 2 * hs:2, centre],
+                         gp[rows, c0:c0 + 2 * ws:2], gp[rows, c0 + 2:c0 + 2 + 2 * ws:2]]
+            x = torch.cat([c.reshape(-1, hs * ws) for c in cols])  # (features, n)
+            x = torch.relu(torch.addmm(net[0].bias[:, None], net[0].weight, x))
+            x = torch.relu(torch.addmm(net[2].bias[:, None], net[2].weight, x))
+            out = torch.addmm(net[4].bias[:, None], net[4].weight, x).reshape(2, hs, ws)
+            yield r0, c0, out[0], out[1]
+
+    def level(self, grid: torch.Tensor, parent: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, ln b) of every position of a level, each from its own pass's network: (h, w) each."""
+        mu, log_b = grid.new_empty(grid.shape), grid.new_empty(grid.shape)
+        for r0, c0, m, b in self.parts(grid, parent):
+            mu[r0::2, c0::2], log_b[r0::2, c0::2] = m, b
         return mu, log_b
 
     def tensors(self) -> list[torch.Tensor]:

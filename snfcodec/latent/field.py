@@ -49,6 +49,6 @@ def latent_bits(context: ContextModel, grids: list[torch.Tensor]) -> torch.Tenso
     total = grids[0].new_zeros(())
     for l, grid in enumerate(grids):
         parent = grids[l + 1] if l + 1 < len(grids) else None
-        mu, log_b = context.level(grid, parent)
-        total = total + laplace_bits(grid, mu, log_b).sum()
+        for r0, c0, mu, log_b in context.parts(grid, parent):
+            total = total + laplace_bits(grid[r0::2, c0::2], mu, log_b).sum()
     return total
