@@ -17,7 +17,7 @@ import time
 import click
 from tqdm.auto import tqdm
 
-from . import api, batch, codec
+from . import api, batch, codec, presets
 from .errors import SnfError, SnfInputError
 from .files import check_not_input, write_atomic
 from .media import audio_extension_ok, image_extension_ok, write_audio, write_image
@@ -97,7 +97,7 @@ def main():
                    "for audio the spectral field (docs/audio.md).")
 @click.option("--lmbda", type=click.FloatRange(min=0, min_open=True),
               help="Latent field: the rate-distortion trade-off lambda itself, instead of a rate target.")
-@click.option("--effort", type=click.Choice(["fast", "default", "slow"]), default="default", show_default=True,
+@click.option("--effort", type=click.Choice(presets.EFFORTS), default="default", show_default=True,
               help="Step budget.")
 @click.option("--steps", type=click.IntRange(min=0), help="Explicit step budget (overrides --effort).")
 @click.option("--max-seconds", type=click.FloatRange(min=0), help="Stop fitting after this many seconds.")

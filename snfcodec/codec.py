@@ -50,7 +50,7 @@ class EncodeOptions:
     bpp: float | None = None  # target bits per pixel of the whole file (images)
     kbps: float | None = None  # target kilobits per second of the whole file (audio)
     psnr: float | None = None  # stop fitting once the unquantized field reaches this PSNR (dB)
-    effort: str = "default"  # fast | default | slow: the step budget
+    effort: str = "default"  # presets.EFFORTS: fast | default | slow | placebo, the step budget
     steps: int | None = None  # explicit step budget (overrides effort)
     alpha: str | float | tuple[float, float] = "auto"  # weight scaling: "auto", α, or (α_first, α_hidden)
     lr: float | None = None  # Adam learning rate; None: the preset's choice for the resolved α
@@ -498,7 +498,7 @@ def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> Enco
     encoded = latent.encoder.encode(item.original, item.layout_code, latent.encoder.LatentOptions(
         presets.latent_config(H, W), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,
         lr_network=presets.LATENT_LR_NETWORK, seed=int(options.seed), max_seconds=options.max_seconds,
-        progress=options.progress))
+        progress=options.progress, row_stride=presets.LATENT_ROW_STRIDE))
     field = latent.decoder.read_field(encoded.data)
     decoded = latent.decoder.sample(field, *image_axes(field.header))
     report = encoded.report

@@ -169,6 +169,18 @@ def test_narrow_image_fields_get_sub_grid_steps_at_a_higher_rate():
     assert steps["fast"] < steps["default"] < steps["slow"]
 
 
+def test_every_field_offers_every_effort_in_rising_budgets():
+    """The CLI's one --effort choice means a step budget for every field, more steps the higher the effort."""
+    from snfcodec import presets
+
+    tables = [presets.effort_steps(FieldConfig(d, 3, w)) for d, w in ((1, 15), (2, 15), (2, 33))]
+    tables += [presets.LATENT_STEPS, {k: sum(v) for k, v in presets.SPECTRAL_STEPS.items()}]
+    for table in tables:
+        assert tuple(table) == presets.EFFORTS
+        budgets = [table[e] for e in presets.EFFORTS]
+        assert budgets == sorted(budgets) and len(set(budgets)) == len(budgets)
+
+
 def test_psnr_is_summed_in_bands_without_changing_its_value(monkeypatch):
     rng = np.random.default_rng(1)
     a, b = (rng.integers(0, 256, (61, 47, 3), dtype=np.uint8) for _ in range(2))

@@ -47,6 +47,18 @@ def test_dense_and_gathered_readings_agree(monkeypatch):
     np.testing.assert_allclose(dense.numpy(), gathered.numpy(), atol=1e-12)
 
 
+def test_a_subset_of_rows_reads_those_rows_of_the_whole(monkeypatch):
+    """Training's sub-sampled steps read exactly the rows they ask for, by every reader (copy, matrix, gather)."""
+    rng = np.random.default_rng(5)
+    shapes = grids.level_shapes(20, 28, 3)
+    pyramid = _pyramid(rng, shapes)
+    rows = torch.tensor([1, 4, 7, 19])
+    for limit in (grids.DENSE_LIMIT, 0):
+        monkeypatch.setattr(grids, "DENSE_LIMIT", limit)
+        up = grids.Upsampler(shapes, np.arange(20) + 0.5, np.arange(28) + 0.5, torch.float64)
+        np.testing.assert_allclose(up(pyramid, rows).numpy(), up(pyramid)[rows].numpy(), atol=1e-12)
+
+
 def test_float_context_level_equals_features_then_networks():
     """Training's convolutional path gives every position the prediction of its own decoding pass."""
     gen = torch.Generator().manual_seed(0)

@@ -24,6 +24,7 @@ import wave
 import click
 import numpy as np
 
+from .. import presets
 from ..media import read_audio
 
 BLOCK = 1 << 20  # samples written at a time
@@ -66,7 +67,7 @@ def encode_measured(path: str, out: str, kbps: float, effort: str, steps: int | 
 @click.argument("sound", type=click.Path(dir_okay=False, exists=True))
 @click.option("--minutes", default="1,10,60", show_default=True, help="Durations to build, comma-separated.")
 @click.option("--kbps", type=float, default=64.0, show_default=True)
-@click.option("--effort", type=click.Choice(["fast", "default", "slow"]), default="fast", show_default=True)
+@click.option("--effort", type=click.Choice(presets.EFFORTS), default="fast", show_default=True)
 @click.option("--steps", type=click.IntRange(min=0), help="Step budget [default: the effort's].")
 @click.option("--out", type=click.Path(file_okay=False), help="Also write longaudio.json here.")
 def main(sound, minutes, kbps, effort, steps, out):

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 import snfcodec
 
+from .. import presets
 from ..errors import SnfError
 from ..media import image_extension_ok, read_audio, read_image
 from .baselines import AUDIO_CODECS, IMAGE_CODECS
@@ -281,7 +282,7 @@ def _parse_rates(ctx, param, value):
 @click.option("--audio", type=click.Path(file_okay=False, exists=True), help="Folder of audio files.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--rates", callback=_parse_rates, help="snfcodec rates: bpp for images, kb/s for audio.")
-@click.option("--effort", type=click.Choice(["fast", "default", "slow"]), help="snfcodec effort.")
+@click.option("--effort", type=click.Choice(presets.EFFORTS), help="snfcodec effort.")
 @click.option("--quick", is_flag=True, help="3 rates at fast effort.")
 @click.option("--field", "fields", default="auto", show_default=True,
               help="snfcodec field(s), comma-separated (auto, tiles, latent); the first is 'snfcodec'.")

@@ -19,6 +19,7 @@ import numpy as np
 
 import snfcodec
 
+from .. import presets
 from ..media import read_audio
 from .metrics import psnr_float
 
@@ -71,7 +72,7 @@ def _rates(ctx, param, value):
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--kbps", type=float, default=32.0, show_default=True)
 @click.option("--rates", default="16000,96000", show_default=True, callback=_rates)
-@click.option("--effort", type=click.Choice(["fast", "default", "slow"]), default="default", show_default=True)
+@click.option("--effort", type=click.Choice(presets.EFFORTS), default="default", show_default=True)
 def main(file, kbps, rates, effort):
     """Decode FILE's field at other rates and compare with resampling its decode."""
     samples, rate = read_audio(file)

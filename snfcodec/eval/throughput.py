@@ -29,6 +29,7 @@ from PIL import Image
 
 import snfcodec
 
+from .. import presets
 from ..media import image_extension_ok, read_image
 
 
@@ -112,7 +113,7 @@ def run(paths: list[str], out: str, options: dict, single: int, ray: bool, jobs:
 @click.option("--size", type=click.IntRange(min=8), default=32, show_default=True, help="Crop side in pixels.")
 @click.option("--count", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--bpp", type=float, default=2.0, show_default=True)
-@click.option("--effort", type=click.Choice(["fast", "default", "slow"]), default="default", show_default=True)
+@click.option("--effort", type=click.Choice(presets.EFFORTS), default="default", show_default=True)
 @click.option("--single", type=click.IntRange(min=1), default=100, show_default=True,
               help="How many of the files to encode one by one.")
 @click.option("--jobs", type=click.IntRange(min=0), default=1, show_default=True,

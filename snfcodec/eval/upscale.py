@@ -27,6 +27,7 @@ from PIL import Image
 import snfcodec
 
 from ..errors import SnfError
+from .. import presets
 from ..media import read_image
 from .crops import detail_region, labelled_strip
 from .metrics import ms_ssim, psnr_uint8, seam_ratio
@@ -105,7 +106,7 @@ def _seams(row: dict, data: bytes, original, low, bpp, effort, seed) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False))
 @click.option("--factor", type=click.IntRange(min=2), default=2, show_default=True)
 @click.option("--bpp", type=float, default=2.0, show_default=True, help="Rate of the low-resolution encode.")
-@click.option("--effort", type=click.Choice(["fast", "default", "slow"]), default="default", show_default=True)
+@click.option("--effort", type=click.Choice(presets.EFFORTS), default="default", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--field", type=click.Choice(["auto", "tiles", "latent"]), default="auto", show_default=True)
 def main(images, out, factor, bpp, effort, seed, field):

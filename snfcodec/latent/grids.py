@@ -76,12 +76,13 @@ class Upsampler:
         self.cols = [_Reader(cols, l, w, dtype, device) for l, (_, w) in enumerate(shapes)]
         self.out_shape = (len(rows), len(cols))
 
-    def level(self, l: int, grid: torch.Tensor) -> torch.Tensor:
-        """Level ``l`` (h, w) read on the grid → (rows, cols)."""
-        return self.cols[l](self.rows[l](grid).T).T
+    def level(self, l: int, grid: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Level ``l`` (h, w) read on the grid → (rows, cols); ``rows`` (m,) int64: only those of the grid's rows
+        → (m, cols)."""
+        return self.cols[l](self.rows[l](grid, rows).T).T
 
-    def __call__(self, grids: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack([self.level(l, g) for l, g in enumerate(grids)], dim=-1)
+    def __call__(self, grids: list[torch.Tensor], rows: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.stack([self.level(l, g, rows) for l, g in enumerate(grids)], dim=-1)
 
 
 class _Reader:
@@ -98,13 +99,14 @@ class _Reader:
         self.index = torch.from_numpy(taps.index).to(device)
         self.weight = torch.from_numpy(taps.weight).to(device=device, dtype=dtype)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (size, m) → (len(positions), m)."""
+    def __call__(self, x: torch.Tensor, subset: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (size, m) → (len(positions), m), or (len(subset), m) at positions[subset] only."""
         if self.copy:
-            return x
+            return x if subset is None else x[subset]
         if self.matrix is not None:
-            return self.matrix @ x
-        return (x[self.index] * self.weight[:, :, None]).sum(1)
+            return (self.matrix if subset is None else self.matrix[subset]) @ x
+        index, weight = (self.index, self.weight) if subset is None else (self.index[subset], self.weight[subset])
+        return (x[index] * weight[:, :, None]).sum(1)
 
 
 def _identity(positions: np.ndarray, level: int, size: int) -> bool:
