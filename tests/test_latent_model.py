@@ -9,8 +9,9 @@ import torch
 
 from snfcodec.grid import pixel_centres
 from snfcodec.latent import coding, grids, tables
-from snfcodec.latent.context import (FEATURES, FRAC, MAX_ACT, MAX_LATENT, ContextModel, IntegerContext,
-                                     checkerboard, features, laplace_bits, quantize_context)
+from snfcodec.latent.context import (FEATURES, FRAC, MAX_ACT, MAX_LATENT, SUBLATTICES, ContextModel,
+                                     IntegerContext, checkerboard, features, laplace_bits, quantize_context,
+                                     sublattice_columns)
 from snfcodec.latent.tables import LATENT as L
 
 
@@ -57,6 +58,20 @@ def test_a_subset_of_rows_reads_those_rows_of_the_whole(monkeypatch):
         monkeypatch.setattr(grids, "DENSE_LIMIT", limit)
         up = grids.Upsampler(shapes, np.arange(20) + 0.5, np.arange(28) + 0.5, torch.float64)
         np.testing.assert_allclose(up(pyramid, rows).numpy(), up(pyramid)[rows].numpy(), atol=1e-12)
+
+
+def test_sublattice_columns_are_the_features_of_those_positions():
+    """The decoder's strided context (NumPy) is the normative per-position one, on odd and even sizes."""
+    rng = np.random.default_rng(3)
+    for h, w in ((9, 12), (8, 7), (1, 5)):
+        grid, parent = _pyramid(rng, [(h, w), ((h + 1) // 2, (w + 1) // 2)])
+        ref = features(grid, parent).numpy().reshape(h, w, -1)
+        gp, pp = np.pad(grid.numpy(), 1), np.pad(parent.numpy(), 1)
+        for r0, c0 in SUBLATTICES:
+            cols = sublattice_columns(gp, pp, r0, c0, h, w)
+            want = ref[r0::2, c0::2, :len(cols)]
+            assert len(cols) == (9 if (r0 + c0) % 2 == 0 else 13)
+            np.testing.assert_array_equal(np.stack(cols, axis=-1), want)
 
 
 def test_float_context_level_equals_features_then_networks():

@@ -13,11 +13,10 @@ from typing import Callable
 
 import constriction
 import numpy as np
-import torch
 
 from ..errors import SnfFormatError
 from . import tables
-from .context import MAX_LATENT, IntegerContext, checkerboard, features
+from .context import COARSE, MAX_LATENT, SUBLATTICES, IntegerContext, checkerboard, sublattice_columns
 
 # choose(level, positions, table, centre) → the pass's latents (n,) int64; the encoder picks and records
 # them, the decoder reads them from the stream.
@@ -29,15 +28,25 @@ def walk(shapes: list[tuple[int, int]], context: IntegerContext, choose: Chooser
     grids = [np.zeros(s, dtype=np.int64) for s in shapes]
     for l in reversed(range(len(shapes))):
         h, w = shapes[l]
-        parent = torch.from_numpy(grids[l + 1].astype(np.float64)) if l + 1 < len(shapes) else None
+        pp = np.pad(grids[l + 1].astype(np.float64), 1) if l + 1 < len(shapes) else None
         flat = grids[l].reshape(-1)
+        table, centre = np.empty((h, w), np.int64), np.empty((h, w), np.int64)
         for p in (0, 1):
             where = checkerboard(h, w, p)
             if not len(where):
                 continue
-            ctx = features(torch.from_numpy(grids[l].astype(np.float64)), parent)[torch.from_numpy(where)]
-            table, centre = context.predict(p, ctx)
-            flat[where] = choose(l, where, table, centre)
+            gp = np.pad(grids[l].astype(np.float64), 1)  # pass 1 sees the anchors pass 0 chose
+            for r0, c0 in SUBLATTICES[2 * p:2 * p + 2]:
+                hs, ws = (h - r0 + 1) // 2, (w - c0 + 1) // 2
+                if hs * ws == 0:
+                    continue
+                cols = sublattice_columns(gp, pp, r0, c0, h, w)
+                x = np.zeros((len(cols) if pp is not None else COARSE + len(cols), hs, ws))  # (features, …)
+                for k, c in enumerate(cols, start=len(x) - len(cols)):  # no parent: its nine stay zero
+                    x[k] = c
+                x = x.reshape(len(x), hs * ws)
+                table[r0::2, c0::2], centre[r0::2, c0::2] = (v.reshape(hs, ws) for v in context.predict(p, x.T))
+            flat[where] = choose(l, where, table.reshape(-1)[where], centre.reshape(-1)[where])
     return grids
 
 

@@ -54,6 +54,27 @@ def features(grid: torch.Tensor, parent: torch.Tensor | None) -> torch.Tensor:
     return torch.stack(cols, dim=-1).reshape(h * w, COARSE + SAME)
 
 
+SUBLATTICES = ((0, 0), (1, 1), (0, 1), (1, 0))  # (r0, c0) of grid[r0::2, c0::2]; pass (r0 + c0) % 2
+
+
+def sublattice_columns(gp, pp, r0: int, c0: int, h: int, w: int) -> list:
+    """The context of sublattice (r0, c0) of an h×w level as column views, each ⌈(h − r0)/2⌉ × ⌈(w − c0)/2⌉:
+    the parent's 3×3 (none where ``pp`` is None), then in pass 1 the four same-level neighbours.
+
+    gp, pp: the level and its parent each zero-padded by one on every side (torch tensors or NumPy arrays).
+    The same values as :func:`features` at those positions, by strided slices instead of a gather: a
+    sublattice's parents are the parent grid itself (the parent of (2i + r0, 2j + c0) is (i, j)), and its
+    same-level neighbours are the other sublattices.
+    """
+    hs, ws = (h - r0 + 1) // 2, (w - c0 + 1) // 2
+    cols = [] if pp is None else [pp[1 + di:1 + di + hs, 1 + dj:1 + dj + ws] for di in (-1, 0, 1) for dj in (-1, 0, 1)]
+    if (r0 + c0) % 2 == 1:  # up, down, left, right in the padded level
+        rows, centre = slice(r0 + 1, r0 + 1 + 2 * hs, 2), slice(c0 + 1, c0 + 1 + 2 * ws, 2)
+        cols += [gp[r0:r0 + 2 * hs:2, centre], gp[r0 + 2:r0 + 2 + 2 * hs:2, centre],
+                 gp[rows, c0:c0 + 2 * ws:2], gp[rows, c0 + 2:c0 + 2 + 2 * ws:2]]
+    return cols
+
+
 class ContextModel(torch.nn.Module):
     """The float context networks trained with the latents, one per pass: pass p → (μ, ln b) for its positions
     (the image field; the audio spectra use one output, ln b, with ``outputs=1``)."""
@@ -84,28 +105,21 @@ class ContextModel(torch.nn.Module):
         c0)/2⌉ each), from its own pass's network: pass 0 holds (0, 0) and (1, 1), pass 1 the other two.
 
         The same function as :func:`features` followed by :meth:`forward`, computed for training on strided
-        slices: a sublattice's parents are the parent grid itself (the parent of (2i + r0, 2j + c0) is (i, j)),
-        its same-level neighbours are the other sublattices, so each network runs once per sublattice as three
-        matrix products in a (features, positions) layout, with no full-resolution intermediate to gather.
+        slices (:func:`sublattice_columns`): each network runs once per sublattice as three matrix products in a
+        (features, positions) layout, with no full-resolution intermediate to gather.
         """
         h, w = grid.shape
         pp = None if parent is None else torch.nn.functional.pad(parent[None, None], (1, 1, 1, 1))[0, 0]
         gp = torch.nn.functional.pad(grid[None, None], (1, 1, 1, 1))[0, 0]
-        for r0, c0 in ((0, 0), (1, 1), (0, 1), (1, 0)):
+        for r0, c0 in SUBLATTICES:
             p = (r0 + c0) % 2
             hs, ws = (h - r0 + 1) // 2, (w - c0 + 1) // 2
             if hs * ws == 0:
                 continue
             net = self.nets[p]
-            cols = []
+            cols = sublattice_columns(gp, pp, r0, c0, h, w)
             if pp is None:
-                cols.append(grid.new_zeros(COARSE, hs, ws))
-            else:
-                cols += [pp[1 + di:1 + di + hs, 1 + dj:1 + dj + ws] for di in (-1, 0, 1) for dj in (-1, 0, 1)]
-            if p == 1:  # up, down, left, right in the padded level
-                rows, centre = slice(r0 + 1, r0 + 1 + 2 * hs, 2), slice(c0 + 1, c0 + 1 + 2 * ws, 2)
-                cols += [gp[r0:r0 + 2 * hs:2, centre], gp[r0 + 2:r0 + 2 + 2 * hs:2, centre],
-                         gp[rows, c0:c0 + 2 * ws:2], gp[rows, c0 + 2:c0 + 2 + 2 * ws:2]]
+                cols = [grid.new_zeros(COARSE, hs, ws)] + cols
             x = torch.cat([c.reshape(-1, hs * ws) for c in cols])  # (features, n)
             x = torch.relu(torch.addmm(net[0].bias[:, None], net[0].weight, x))
             x = torch.relu(torch.addmm(net[2].bias[:, None], net[2].weight, x))
