@@ -498,7 +498,8 @@ def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> Enco
     encoded = latent.encoder.encode(item.original, item.layout_code, latent.encoder.LatentOptions(
         presets.latent_config(H, W), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,
         lr_network=presets.LATENT_LR_NETWORK, seed=int(options.seed), max_seconds=options.max_seconds,
-        progress=options.progress, row_stride=presets.LATENT_ROW_STRIDE))
+        progress=options.progress, row_stride=presets.LATENT_ROW_STRIDE, quantizer=presets.LATENT_QUANTIZER,
+        temperature=presets.LATENT_TEMPERATURE))
     field = latent.decoder.read_field(encoded.data)
     decoded = latent.decoder.sample(field, *image_axes(field.header))
     report = encoded.report

@@ -188,3 +188,40 @@ def test_tables_skip_only_what_the_floor_hides(family):
         s, o = divmod(t, family.offsets)
         np.testing.assert_array_equal(family.probabilities(t), _direct_probabilities(
             -family.radius, family.radius, o / family.offsets, family.scale_of(s)))
+
+
+def test_softround_spans_rounding_to_identity():
+    """Soft rounding is rounding as t → 0 and the identity for large t, monotone in between, and fixes the
+    integers."""
+    from snfcodec.latent.train import softround
+    x = torch.linspace(-3.4, 3.4, 681, dtype=torch.float64)
+    away = (x - torch.floor(x) - 0.5).abs() > 0.05  # off the rounding boundaries
+    np.testing.assert_array_equal(softround(x, 1e-3)[away].numpy(), torch.round(x)[away].numpy())
+    np.testing.assert_allclose(softround(x, 50.0).numpy(), x.numpy(), atol=1e-4)
+    for t in (0.1, 0.3):
+        assert bool(torch.all(torch.diff(softround(x, t)) > 0))
+        ints = torch.arange(-3.0, 4.0, dtype=torch.float64)
+        np.testing.assert_allclose(softround(ints, t).numpy(), ints.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("quantizer", ["noise", "softround"])
+def test_training_stand_in_for_rounding(quantizer):
+    """Uniform noise moves a latent by at most half a step, spread 1/√12 throughout; the soft-rounded noise is
+    within a step of the rounded latent, starts peaked (Kumaraswamy a = 2) and ends as wide as uniform noise."""
+    from snfcodec.latent.train import TrainOptions, _soft
+    torch.manual_seed(0)
+    g = torch.linspace(-2.0, 2.0, 200_001, dtype=torch.float64)
+    options = TrainOptions(steps=1, quantizer=quantizer)
+    spreads = []
+    for progress in (0.0, 1.0):
+        y = _soft(g, progress, options)
+        if quantizer == "noise":
+            assert float((y - g).abs().max()) <= 0.5
+        else:
+            assert float((y - torch.round(g)).abs().max()) <= 1.0
+        assert abs(float((y - g).mean())) < 0.01
+        spreads.append(float((y - torch.round(g)).std()))
+    if quantizer == "noise":
+        assert spreads[0] == pytest.approx(spreads[1], rel=0.02)
+    else:
+        assert spreads[0] < 0.9 * spreads[1]

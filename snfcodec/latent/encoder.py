@@ -48,6 +48,8 @@ class LatentOptions:
     max_seconds: float | None = None
     progress: bool = False
     row_stride: int = 1
+    quantizer: str = "softround"
+    temperature: tuple[float, float] = (0.3, 0.3)
 
 
 @dataclass
@@ -90,7 +92,8 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     start = time.perf_counter()
     report = train(field, target, TrainOptions(
         options.steps, options.lr_latent, options.lr_network, options.noise_fraction, options.lmbda,
-        options.bpp, network_bits, options.max_seconds, options.progress, options.row_stride))
+        options.bpp, network_bits, options.max_seconds, options.progress, options.row_stride,
+        options.quantizer, options.temperature))
     fit_seconds = time.perf_counter() - start
     lmbda = report.lmbda if options.lmbda is None else options.lmbda
     latents = [g.detach().double().numpy() for g in field.grids]

@@ -1,8 +1,11 @@
 """Training a latent field on rate + distortion: loss = MSE (pixels in [0, 1]) + λ · bits per pixel.
 
-Quantization schedule: additive uniform noise U(−½, ½) on the latents for the first ``noise_fraction`` of the
-steps (a differentiable stand-in for rounding whose rate the Laplace bins measure exactly in expectation), then
-straight-through rounding (forward rounded, backward identity), so the last steps see the decoder's latents.
+Quantization schedule: for the first ``noise_fraction`` of the steps a differentiable stand-in for rounding,
+then straight-through rounding (forward rounded, backward identity), so the last steps see the decoder's latents.
+The stand-in is C3's (Kim et al., CVPR 2024): soft rounding s_T (Agustsson & Theis 2020) around noise,
+s_T(s_T(y) + n), n from a Kumaraswamy law that starts peaked and ends uniform on (−½, ½) — the values the rate
+is charged for then sit near integers, as the coded ones do. Plain additive uniform noise (``"noise"``) left
+some fits far from their rate at the end of training, and wider synthesis networks collapsed (docs/latent.md).
 Adam with one learning rate for the latents and another for the networks, both on a cosine schedule.
 
 With a rate target, λ follows the rate of the *rounded* latents (the noisy ones cost far more under the same
@@ -51,6 +54,9 @@ class TrainOptions:
     max_seconds: float | None = None
     progress: bool = False
     row_stride: int = 1  # distortion on every row_stride-th row a step (random offset): a cheaper, unbiased step
+    quantizer: str = "softround"  # "noise": y + U(−½, ½); "softround": s_T(s_T(y) + n), n Kumaraswamy noise
+    temperature: tuple[float, float] = (0.3, 0.3)  # softround temperature at the start and end of the soft stage
+    kumaraswamy: tuple[float, float] = (2.0, 1.0)  # noise shape a (1: uniform) at the start and end
 
 
 @dataclass
@@ -87,7 +93,8 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
         hard = frac >= options.noise_fraction
-        ys = [g + (torch.round(g) - g).detach() if hard else g + (torch.rand_like(g) - 0.5) for g in field_.grids]
+        ys = [g + (torch.round(g) - g).detach() if hard else _soft(g, frac / options.noise_fraction, options)
+              for g in field_.grids]
         bits = latent_bits(field_.context, ys)
         if options.row_stride > 1:  # stratified rows: every latent row of level ≥ log2(stride) is seen each step
             rows = torch.arange(int(torch.randint(options.row_stride, ())), H, options.row_stride)
@@ -117,3 +124,21 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
             break
     bar.close()
     return TrainReport(step + 1 if steps else 0, time.perf_counter() - start, lmbda, psnr, bpp, history)
+
+
+def softround(x: torch.Tensor, t: float) -> torch.Tensor:
+    """Agustsson & Theis' soft rounding: round(x) as t → 0, x as t → ∞."""
+    f = torch.floor(x)
+    return f + 0.5 * torch.tanh((x - f - 0.5) / t) / math.tanh(0.5 / t) + 0.5
+
+
+def _soft(g: torch.Tensor, progress: float, options: TrainOptions) -> torch.Tensor:
+    """The soft stage's stand-in for rounding, ``progress`` in [0, 1] through that stage."""
+    u = torch.rand_like(g)
+    if options.quantizer == "noise":
+        return g + (u - 0.5)
+    t = options.temperature[0] + progress * (options.temperature[1] - options.temperature[0])
+    a = options.kumaraswamy[0] + progress * (options.kumaraswamy[1] - options.kumaraswamy[0])
+    b = (2 ** a * (a - 1) + 1) / a  # mode at ½
+    n = (1 - (1 - u) ** (1 / b)) ** (1 / a) - 0.5
+    return softround(softround(g, t) + n, t)
