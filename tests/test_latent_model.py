@@ -206,8 +206,9 @@ def test_softround_spans_rounding_to_identity():
 
 @pytest.mark.parametrize("quantizer", ["noise", "softround"])
 def test_training_stand_in_for_rounding(quantizer):
-    """Uniform noise moves a latent by at most half a step, spread 1/√12 throughout; the soft-rounded noise is
-    within a step of the rounded latent, starts peaked (Kumaraswamy a = 2) and ends as wide as uniform noise."""
+    """Uniform noise moves a latent by at most half a step, with the same spread at the start and end of the
+    stage; the soft-rounded value is within a step of the rounded latent and its spread grows along the stage
+    (Kumaraswamy a = 2, peaked, to a = 1, uniform). Both are unbiased."""
     from snfcodec.latent.train import TrainOptions, _soft
     torch.manual_seed(0)
     g = torch.linspace(-2.0, 2.0, 200_001, dtype=torch.float64)

@@ -2,7 +2,8 @@
 
 Each case encodes a small signal derived from a shipped sample and records the SHA-256 of the reference
 decoder's output at 1× and at the listed extra decode requests: images as raw uint8 samples in row-major
-(H, W, C) order, audio as little-endian float32 samples in (N, C) order.
+(H, W, C) order, audio as little-endian float32 samples in (N, C) order, audio also with its block sums
+(``formats/snf.md`` §7: what the tests check where another machine's float sums miss the digest).
 A case whose file exists is not encoded again (files of a format version stay as they were written: the encoder
 may have changed since, the decoder must not); ``--force`` re-encodes every case. The manifest is always
 recomputed from the files. The test suite checks the committed files against the manifest.
