@@ -10,8 +10,8 @@ import torch
 from snfcodec.grid import pixel_centres
 from snfcodec.latent import coding, grids, tables
 from snfcodec.latent.context import (FEATURES, FRAC, MAX_ACT, MAX_LATENT, SUBLATTICES, ContextModel,
-                                     IntegerContext, checkerboard, features, laplace_bits, quantize_context,
-                                     sublattice_columns)
+                                     IntegerContext, checkerboard, features, laplace_bits, pyramid_bits,
+                                     quantize_context, sublattice_columns)
 from snfcodec.latent.tables import LATENT as L
 
 
@@ -74,25 +74,69 @@ def test_sublattice_columns_are_the_features_of_those_positions():
             np.testing.assert_array_equal(np.stack(cols, axis=-1), want)
 
 
-def test_float_context_level_equals_features_then_networks():
-    """Training's convolutional path gives every position the prediction of its own decoding pass."""
-    gen = torch.Generator().manual_seed(0)
-    model = ContextModel(8, gen).double()
+def _per_position_bits(model, pyramid):
+    """The training rate by definition: every position's own context (:func:`features` with what its pass has
+    decoded), its pass's network, its Laplace bits."""
+    total = 0
+    for l, grid in enumerate(pyramid):
+        h, w = grid.shape
+        parent = pyramid[l + 1] if l + 1 < len(pyramid) else None
+        for p in (0, 1):
+            where = torch.from_numpy(checkerboard(h, w, p))
+            if not len(where):
+                continue
+            known = torch.zeros(h * w, dtype=grid.dtype)
+            if p == 1:  # pass 1 sees only the anchors; pass 0 no latent of its own level
+                anchors = torch.from_numpy(checkerboard(h, w, 0))
+                known = known.index_put((anchors,), grid.reshape(-1)[anchors])
+            mu, log_b = model(p, features(known.reshape(h, w), parent)[where])
+            total = total + laplace_bits(grid.reshape(-1)[where], mu, log_b).sum()
+    return total
+
+
+def test_training_rate_is_every_position_with_its_pass_context():
+    """The batched training rate (all levels' columns at once, a hand-written backward) has the value and the
+    gradients of the per-position definition, on odd and even sizes and down to a 1×1 level."""
+    model = ContextModel(8, torch.Generator().manual_seed(0)).double()
     rng = np.random.default_rng(2)
-    grid, parent = _pyramid(rng, [(9, 12), (5, 6)])
-    mu, log_b = model.level(grid, parent)
-    for p in (0, 1):
-        where = torch.from_numpy(checkerboard(9, 12, p))
-        known = grid.clone().reshape(-1)
-        if p == 0:
-            known[:] = 0  # pass 0 sees no latent of its own level
-        else:
-            known[torch.from_numpy(checkerboard(9, 12, 1))] = 0  # pass 1 sees only the anchors
-        x = features(known.reshape(9, 12), parent)[where]
-        ref_mu, ref_log_b = model(p, x)
-        np.testing.assert_allclose(mu.reshape(-1)[where].detach().numpy(), ref_mu.detach().numpy(), atol=1e-10)
-        np.testing.assert_allclose(log_b.reshape(-1)[where].detach().numpy(), ref_log_b.detach().numpy(),
-                                   atol=1e-10)
+    shapes = [(9, 12), (5, 6), (3, 3), (2, 2), (1, 1)]
+    pyramid = [(g + torch.from_numpy(rng.uniform(-0.5, 0.5, g.shape))).requires_grad_()
+               for g in _pyramid(rng, shapes)]
+    params = pyramid + list(model.parameters())
+    want = _per_position_bits(model, pyramid)
+    got = pyramid_bits(model, pyramid)
+    assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-12)
+    for a, b in zip(torch.autograd.grad(want, params), torch.autograd.grad(got, params)):
+        np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-10)
+
+
+def test_laplace_bits_gradients_are_the_closed_forms():
+    """The hand-written gradient of the rate against autograd through the probability it is −log2 of,
+    including the clamps of ln b and of the bits (zero gradient beyond) and a broadcast centre."""
+    gen = torch.Generator().manual_seed(4)
+    y = (torch.randn(4000, generator=gen, dtype=torch.float64) * 6).requires_grad_()
+    mu = torch.randn(4000, generator=gen, dtype=torch.float64).requires_grad_()
+    log_b = (torch.randn(4000, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    lo, hi = L.ln_b_range
+    assert float(log_b.min()) < lo and float(log_b.max()) > hi
+
+    def definition(y, mu, log_b):
+        b = torch.exp(log_b.clamp(lo, hi))
+        d = (y - mu).abs()
+        cdf = lambda x: torch.where(x < 0, 0.5 * torch.exp(x / b), 1 - 0.5 * torch.exp(-x / b))
+        return -torch.log2((cdf(d + 0.5) - cdf(d - 0.5)).clamp_min(2.0 ** -16))
+
+    weight = torch.rand(4000, generator=gen, dtype=torch.float64)
+    for centre in (mu, torch.zeros((), dtype=torch.float64, requires_grad=True)):
+        want, got = definition(y, centre, log_b), laplace_bits(y, centre, log_b)
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), rtol=1e-9, atol=1e-9)
+        assert bool((want.detach() >= 16).any())
+        for a, b in zip(torch.autograd.grad((want * weight).sum(), [y, centre, log_b]),
+                        torch.autograd.grad((got * weight).sum(), [y, centre, log_b])):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=1e-6, atol=1e-6)
+    with_graph = laplace_bits(y, mu, log_b).detach()
+    with torch.no_grad():  # without a graph the forward is the same
+        np.testing.assert_array_equal(laplace_bits(y, mu, log_b).numpy(), with_graph.numpy())
 
 
 def _reference_predict(weights, p, x):
@@ -226,3 +270,16 @@ def test_training_stand_in_for_rounding(quantizer):
         assert spreads[0] == pytest.approx(spreads[1], rel=0.02)
     else:
         assert spreads[0] < 0.9 * spreads[1]
+
+
+def test_noisy_soft_rounding_is_the_composition_with_its_gradient():
+    """The training stand-in's hand-written derivative is autograd's through s_T(s_T(y) + n)."""
+    from snfcodec.latent.train import _NoisySoftRound, softround
+    gen = torch.Generator().manual_seed(1)
+    y = (torch.randn(5000, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    n = torch.rand(5000, generator=gen, dtype=torch.float64) - 0.5
+    for t in (0.1, 0.3, 1.0):
+        want, got = softround(softround(y, t) + n, t), _NoisySoftRound.apply(y, n, t)
+        np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), atol=1e-12)
+        np.testing.assert_allclose(torch.autograd.grad(got.sum(), y)[0].numpy(),
+                                   torch.autograd.grad(want.sum(), y)[0].numpy(), rtol=1e-9, atol=1e-12)

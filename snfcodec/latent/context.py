@@ -14,6 +14,8 @@ same exact integer whatever the summation order or the BLAS; scaling down is flo
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
@@ -100,38 +102,14 @@ class ContextModel(torch.nn.Module):
         out = self.nets[p](x[:, :FEATURES[p]])
         return out[:, 0], out[:, 1]
 
-    def parts(self, grid: torch.Tensor, parent: torch.Tensor | None):
-        """(r0, c0, μ, ln b) of each of a level's four sublattices grid[r0::2, c0::2] (⌈(h − r0)/2⌉ × ⌈(w −
-        c0)/2⌉ each), from its own pass's network: pass 0 holds (0, 0) and (1, 1), pass 1 the other two.
-
-        The same function as :func:`features` followed by :meth:`forward`, computed for training on strided
-        slices (:func:`sublattice_columns`): each network runs once per sublattice as three matrix products in a
-        (features, positions) layout, with no full-resolution intermediate to gather.
-        """
-        h, w = grid.shape
-        pp = None if parent is None else torch.nn.functional.pad(parent[None, None], (1, 1, 1, 1))[0, 0]
-        gp = torch.nn.functional.pad(grid[None, None], (1, 1, 1, 1))[0, 0]
-        for r0, c0 in SUBLATTICES:
-            p = (r0 + c0) % 2
-            hs, ws = (h - r0 + 1) // 2, (w - c0 + 1) // 2
-            if hs * ws == 0:
-                continue
-            net = self.nets[p]
-            cols = sublattice_columns(gp, pp, r0, c0, h, w)
-            if pp is None:
-                cols = [grid.new_zeros(COARSE, hs, ws)] + cols
-            x = torch.cat([c.reshape(-1, hs * ws) for c in cols])  # (features, n)
-            x = torch.relu(torch.addmm(net[0].bias[:, None], net[0].weight, x))
-            x = torch.relu(torch.addmm(net[2].bias[:, None], net[2].weight, x))
-            out = torch.addmm(net[4].bias[:, None], net[4].weight, x).reshape(2, hs, ws)
-            yield r0, c0, out[0], out[1]
-
-    def level(self, grid: torch.Tensor, parent: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(μ, ln b) of every position of a level, each from its own pass's network: (h, w) each."""
-        mu, log_b = grid.new_empty(grid.shape), grid.new_empty(grid.shape)
-        for r0, c0, m, b in self.parts(grid, parent):
-            mu[r0::2, c0::2], log_b[r0::2, c0::2] = m, b
-        return mu, log_b
+    def columns(self, p: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, ln b), (n,) each, of pass ``p``'s network on contexts in a (features, n) layout: three matrix
+        products whose long axis is the positions, the layout in which the training rate is fastest."""
+        net = self.nets[p]
+        x = torch.relu(torch.addmm(net[0].bias[:, None], net[0].weight, x[:FEATURES[p]]))
+        x = torch.relu(torch.addmm(net[2].bias[:, None], net[2].weight, x))
+        out = torch.addmm(net[4].bias[:, None], net[4].weight, x)
+        return out[0], out[1]
 
     def tensors(self) -> list[torch.Tensor]:
         """Container order: per net, w0 (in, out), b0, w1, b1, w2, b2."""
@@ -154,15 +132,126 @@ def context_shapes(width: int, features: tuple[int, ...] = FEATURES, outputs: in
 
 def laplace_bits(y: torch.Tensor, mu: torch.Tensor, log_b: torch.Tensor,
                  family: tables.LaplaceTables = tables.LATENT) -> torch.Tensor:
-    """Bits of integer-binned values ``y`` under Laplace(μ, b) (the training rate; b clamped to the range of the
-    tables ``family``)."""
-    b = torch.exp(log_b.clamp(*family.ln_b_range))
-    d = (y - mu).abs()
-    # P(bin) = F(d + ½) − F(d − ½) for the symmetric Laplace, written for d ≥ ½ and d < ½ without cancellation
-    outer = 0.5 * (torch.exp(-(d - 0.5).clamp_min(0) / b) - torch.exp(-(d + 0.5) / b))
-    inner = 1 - 0.5 * (torch.exp(-(0.5 - d).clamp_min(0) / b) + torch.exp(-(d + 0.5) / b))
-    p = torch.where(d >= 0.5, outer, inner)
-    return -torch.log2(p.clamp_min(2.0 ** -16))
+    """Bits of integer-binned values ``y`` under Laplace(μ, b) (the training rate; ln b clamped to the range of
+    the tables ``family``, the bits to at most ``MAX_BITS``, both with zero gradient beyond).
+
+    P(bin) = F(d + ½) − F(d − ½), d = |y − μ|, in closed form on either side of d = ½ without cancellation;
+    the gradient is written out (:class:`_LaplaceBits`) because autograd's of these ~20 element-wise operations
+    cost more than they do.
+    """
+    if torch.is_grad_enabled() and (y.requires_grad or mu.requires_grad or log_b.requires_grad):
+        return _LaplaceBits.apply(y, mu, log_b, *family.ln_b_range)
+    return _laplace(y, mu, log_b, *family.ln_b_range, None)
+
+
+MAX_BITS = 16.0
+
+
+def _laplace(y, mu, log_b, lo, hi, ctx):
+    """The bits; with ``ctx``, also saves d bits / d y and d bits / d ln b on it (zero where a clamp holds)."""
+    ln_b = log_b.clamp(lo, hi)
+    inv = torch.exp(-ln_b)  # 1 / b
+    e = y - mu
+    t = (e.abs() - 0.5) * inv  # (d − ½) / b
+    # d ≥ ½: p = ½ e^(−t) (1 − e^(−1/b));  d < ½: p = 1 − ½ (A + B), A = e^t, B = e^(−t − 1/b)
+    outer = t + math.log(2) - torch.log(-torch.expm1(-inv))
+    a, b = torch.exp(t.clamp_max(0)), torch.exp(-t - inv)
+    p_inner = 1 - 0.5 * (a + b)
+    is_outer = t >= 0
+    nats = torch.where(is_outer, outer, -torch.log(p_inner))
+    live = nats <= MAX_BITS * math.log(2)
+    if ctx is not None:
+        d_dist = torch.where(is_outer, inv, (a - b) * inv / (2 * p_inner))
+        d_ln_b = torch.where(is_outer, inv / torch.expm1(inv) - t, (b * (t + inv) - a * t) / (2 * p_inner))
+        scale = live / math.log(2)
+        ctx.save_for_backward(torch.sign(e) * d_dist * scale, d_ln_b * scale * ((log_b >= lo) & (log_b <= hi)))
+        ctx.shapes = (y.shape, mu.shape, log_b.shape)
+    return torch.where(live, nats / math.log(2), MAX_BITS)
+
+
+class _LaplaceBits(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, y, mu, log_b, lo, hi):
+        return _laplace(y, mu, log_b, lo, hi, ctx)
+
+    @staticmethod
+    def backward(ctx, grad):
+        d_y, d_ln_b = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        g_y = grad * d_y if need[0] or need[1] else None
+        return (g_y.sum_to_size(ctx.shapes[0]) if need[0] else None,
+                (-g_y).sum_to_size(ctx.shapes[1]) if need[1] else None,
+                (grad * d_ln_b).sum_to_size(ctx.shapes[2]) if need[2] else None, None, None)
+
+
+def pyramid_bits(model: ContextModel, grids: list[torch.Tensor]) -> torch.Tensor:
+    """Bits of all (noisy or rounded) latents of a pyramid (finest first) under the float model, each with the
+    context of its decoding pass: the training rate, as two network evaluations and one Laplace pass over
+    every level at once."""
+    y, x0, x1 = _Columns.apply(*grids)
+    (mu0, log_b0), (mu1, log_b1) = model.columns(0, x0), model.columns(1, x1)
+    return laplace_bits(y, torch.cat([mu0, mu1]), torch.cat([log_b0, log_b1])).sum()
+
+
+def _layout(shapes: list[tuple[int, int]]):
+    """(level, r0, c0, pass, hs, ws, start) of every non-empty sublattice, ``start`` its first column in its
+    pass's matrix; and the number of columns of each pass."""
+    out, count = [], [0, 0]
+    for l, (h, w) in enumerate(shapes):
+        for r0, c0 in SUBLATTICES:
+            p = (r0 + c0) % 2
+            hs, ws = (h - r0 + 1) // 2, (w - c0 + 1) // 2
+            if hs * ws:
+                out.append((l, r0, c0, p, hs, ws, count[p]))
+                count[p] += hs * ws
+    return out, count
+
+
+class _Columns(torch.autograd.Function):
+    """Every level's latents and their contexts as dense matrices: y (n0 + n1,) (pass-0 positions first), x0
+    (9, n0) and x1 (13, n1), the contexts of the two passes' positions over all levels.
+
+    Built from the strided views of :func:`sublattice_columns`; the backward adds each column's gradient into
+    one buffer a level, where autograd's slice backward would allocate and fill a whole level per column
+    (that overhead was most of the training rate's time at 768×512).
+    """
+
+    @staticmethod
+    def forward(ctx, *grids):
+        shapes = [tuple(g.shape) for g in grids]
+        layout, (n0, n1) = _layout(shapes)
+        padded = [torch.nn.functional.pad(g, (1, 1, 1, 1)) for g in grids]
+        y = grids[0].new_empty(n0 + n1)
+        xs = (grids[0].new_empty(COARSE, n0), grids[0].new_empty(COARSE + SAME, n1))
+        for l, r0, c0, p, hs, ws, start in layout:
+            x, n = xs[p], hs * ws
+            pp = padded[l + 1] if l + 1 < len(grids) else None
+            cols = sublattice_columns(padded[l], pp, r0, c0, *shapes[l])
+            if pp is None:
+                x[:COARSE, start:start + n] = 0
+            for k, c in enumerate(cols, start=COARSE if pp is None else 0):
+                x[k, start:start + n].view(hs, ws).copy_(c)
+            y[start + p * n0:start + p * n0 + n].view(hs, ws).copy_(grids[l][r0::2, c0::2])
+        ctx.shapes = shapes
+        return (y,) + xs
+
+    @staticmethod
+    def backward(ctx, gy, gx0, gx1):
+        shapes = ctx.shapes
+        layout, (n0, _) = _layout(shapes)
+        ref = next(g for g in (gy, gx0, gx1) if g is not None)
+        padded = [ref.new_zeros(h + 2, w + 2) for h, w in shapes]
+        for l, r0, c0, p, hs, ws, start in layout:
+            gx, n = (gx0, gx1)[p], hs * ws
+            pp = padded[l + 1] if l + 1 < len(shapes) else None
+            if gx is not None:
+                cols = sublattice_columns(padded[l], pp, r0, c0, *shapes[l])
+                for k, c in enumerate(cols, start=COARSE if pp is None else 0):
+                    c.add_(gx[k, start:start + n].view(hs, ws))
+            if gy is not None:
+                padded[l][1 + r0:1 + r0 + 2 * hs:2, 1 + c0:1 + c0 + 2 * ws:2].add_(
+                    gy[start + p * n0:start + p * n0 + n].view(hs, ws))
+        return tuple(g[1:-1, 1:-1] for g in padded)
 
 
 class IntegerContext:

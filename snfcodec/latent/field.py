@@ -1,6 +1,6 @@
 """The latent field as one trainable module: the pyramid, the synthesis network and the context model, with
 the two quantities training trades, distortion (through :class:`~snfcodec.latent.grids.Upsampler`) and rate
-(:func:`latent_bits`)."""
+(:func:`~snfcodec.latent.context.pyramid_bits`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .context import ContextModel, laplace_bits
+from .context import ContextModel
 from .grids import level_shapes
 from .synthesis import Synthesis
 
@@ -42,13 +42,3 @@ class LatentField(torch.nn.Module):
     def network_size(self) -> int:
         return sum(p.numel() for p in self.network_parameters())
 
-
-def latent_bits(context: ContextModel, grids: list[torch.Tensor]) -> torch.Tensor:
-    """Bits of all (noisy or rounded) latents under the float context model, each with its decoding-order
-    context."""
-    total = grids[0].new_zeros(())
-    for l, grid in enumerate(grids):
-        parent = grids[l + 1] if l + 1 < len(grids) else None
-        for r0, c0, mu, log_b in context.parts(grid, parent):
-            total = total + laplace_bits(grid[r0::2, c0::2], mu, log_b).sum()
-    return total

@@ -26,7 +26,8 @@ import torch
 from tqdm import tqdm
 
 from ..grid import pixel_centres
-from .field import LatentField, latent_bits
+from .context import pyramid_bits
+from .field import LatentField
 from .grids import Upsampler
 
 CONTROL_EVERY = 4
@@ -95,7 +96,7 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
         hard = frac >= options.noise_fraction
         ys = [g + (torch.round(g) - g).detach() if hard else _soft(g, frac / options.noise_fraction, options)
               for g in field_.grids]
-        bits = latent_bits(field_.context, ys)
+        bits = pyramid_bits(field_.context, ys)
         if options.row_stride > 1:  # stratified rows: every latent row of level ≥ log2(stride) is seen each step
             rows = torch.arange(int(torch.randint(options.row_stride, ())), H, options.row_stride)
             out = field_.synthesis(up(ys, rows).reshape(len(rows) * W, -1))
@@ -110,9 +111,12 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
         bpp = (float(bits.detach()) + options.network_bits) / pixels
         psnr = -10 * math.log10(max(float(mse.detach()), 1e-12))
         if options.lmbda is None and step % CONTROL_EVERY == 0:
-            with torch.no_grad():
-                rounded = (float(latent_bits(field_.context, [torch.round(g) for g in field_.grids]))
-                           + options.network_bits) / pixels
+            if hard:  # this step's rate is that of the rounded latents (before its update)
+                rounded = bpp
+            else:
+                with torch.no_grad():
+                    rounded = (float(pyramid_bits(field_.context, [torch.round(g) for g in field_.grids]))
+                               + options.network_bits) / pixels
             rate_mean = rounded if rate_mean is None else RATE_MEMORY * rate_mean + (1 - RATE_MEMORY) * rounded
             goal = CONTROL_MARGIN * options.target_bpp
             excess = float(np.clip((rate_mean - goal) / goal, -1, 1))
@@ -141,4 +145,28 @@ def _soft(g: torch.Tensor, progress: float, options: TrainOptions) -> torch.Tens
     a = options.kumaraswamy[0] + progress * (options.kumaraswamy[1] - options.kumaraswamy[0])
     b = (2 ** a * (a - 1) + 1) / a  # mode at ½
     n = (1 - (1 - u) ** (1 / b)) ** (1 / a) - 0.5
-    return softround(softround(g, t) + n, t)
+    return _NoisySoftRound.apply(g, n, t)
+
+
+class _NoisySoftRound(torch.autograd.Function):
+    """s_T(s_T(y) + n) with its derivative s_T'(s_T(y) + n) · s_T'(y) written out (autograd's through the
+    two tanh chains cost more, on every latent of every soft step)."""
+
+    @staticmethod
+    def forward(ctx, y, n, t):
+        c = math.tanh(0.5 / t)
+        inner, d_inner = _softround_and_slope(y, t, c)
+        outer, d_outer = _softround_and_slope(inner + n, t, c)
+        ctx.save_for_backward(d_outer.mul_(d_inner))
+        return outer
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.saved_tensors[0], None, None
+
+
+def _softround_and_slope(x: torch.Tensor, t: float, c: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """s_T(x) and s_T'(x), c = tanh(1 / (2T))."""
+    f = torch.floor(x)
+    th = torch.tanh((x - f - 0.5) / t)
+    return f + 0.5 * th / c + 0.5, (1 - th * th) / (2 * t * c)
