@@ -283,3 +283,23 @@ def test_noisy_soft_rounding_is_the_composition_with_its_gradient():
         np.testing.assert_allclose(got.detach().numpy(), want.detach().numpy(), atol=1e-12)
         np.testing.assert_allclose(torch.autograd.grad(got.sum(), y)[0].numpy(),
                                    torch.autograd.grad(want.sum(), y)[0].numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_last_stage_trains_the_networks_on_fixed_rounded_latents():
+    """After the soft stage the latents are the decoder's (rounded) and stay fixed; the networks still learn."""
+    from snfcodec.latent.field import LatentConfig, LatentField
+    from snfcodec.latent.train import TrainOptions, train
+    rng = np.random.default_rng(0)
+    target = torch.from_numpy(rng.uniform(0, 1, (16, 16, 3)).astype(np.float32))
+    field = LatentField(16, 16, 3, LatentConfig(levels=3, width=8), (1.0, 1.0), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        for g in field.grids:
+            g.copy_(torch.from_numpy(rng.normal(0, 2, g.shape)))
+    latents = [g.detach().clone() for g in field.grids]
+    weights = [p.detach().clone() for p in field.network_parameters()]
+    train(field, target, TrainOptions(steps=5, noise_fraction=0.0, lmbda=1e-3))
+    for before, after in zip(latents, field.grids):
+        np.testing.assert_array_equal(after.detach().numpy(), before.numpy())
+    assert all(not torch.equal(b, a) for b, a in zip(weights, field.network_parameters()))
+    train(field, target, TrainOptions(steps=5, noise_fraction=1.0, lmbda=1e-3))  # the soft stage moves them
+    assert not all(torch.equal(b, a.detach()) for b, a in zip(latents, field.grids))

@@ -30,7 +30,7 @@ CONTEXT_SHIFTS = (0, 1, 2, 3, 4)  # candidate context-weight steps 2^(shift - 8)
 SYNTH_EXPONENTS = tuple(range(4, 13))  # candidate synthesis steps 2^-q
 NETWORK_BITS_GUESS = 8.0  # bits a network parameter costs, for training's rate estimate
 DEADZONE_MAX = 2.0
-DEADZONE_RESOLUTION = 2.0 ** -20  # fine: straight-through training piles latents up at rounding boundaries
+DEADZONE_RESOLUTION = 2.0 ** -20  # fine: trained latents pile up at rounding boundaries
 SLACK_BYTES = 8  # the range coder's flush (two words) over the bits the tables count
 
 
