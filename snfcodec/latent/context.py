@@ -188,7 +188,17 @@ def pyramid_bits(model: ContextModel, grids: list[torch.Tensor]) -> torch.Tensor
     """Bits of all (noisy or rounded) latents of a pyramid (finest first) under the float model, each with the
     context of its decoding pass: the training rate, as two network evaluations and one Laplace pass over
     every level at once."""
-    y, x0, x1 = _Columns.apply(*grids)
+    return columns_bits(model, pyramid_columns(grids))
+
+
+def pyramid_columns(grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A pyramid's latents and their contexts, (y, x0, x1) of :class:`_Columns` (differentiable)."""
+    return _Columns.apply(*grids)
+
+
+def columns_bits(model: ContextModel, columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """The bits of :func:`pyramid_columns`' latents under the float model."""
+    y, x0, x1 = columns
     (mu0, log_b0), (mu1, log_b1) = model.columns(0, x0), model.columns(1, x1)
     return laplace_bits(y, torch.cat([mu0, mu1]), torch.cat([log_b0, log_b1])).sum()
 

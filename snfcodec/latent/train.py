@@ -32,7 +32,7 @@ import torch
 from tqdm import tqdm
 
 from ..grid import pixel_centres
-from .context import pyramid_bits
+from .context import columns_bits, pyramid_bits, pyramid_columns
 from .field import LatentField
 from .grids import Upsampler
 
@@ -88,6 +88,7 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     lmbda = options.lmbda if options.lmbda is not None else initial_lambda(options.target_bpp)
     pixels = H * W
     rate_mean = None
+    fixed = None  # the last stage's context columns of the rounded latents
     start = time.perf_counter()
     history = []
     steps = options.steps
@@ -101,9 +102,14 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
         hard = frac >= options.noise_fraction
-        ys = [torch.round(g.detach()) if hard else _soft(g, frac / options.noise_fraction, options)
-              for g in field_.grids]
-        bits = pyramid_bits(field_.context, ys)
+        if hard:
+            if fixed is None:  # the latents no longer change: round them and gather their contexts once
+                ys = [torch.round(g.detach()) for g in field_.grids]
+                fixed = pyramid_columns(ys)
+            bits = columns_bits(field_.context, fixed)
+        else:
+            ys = [_soft(g, frac / options.noise_fraction, options) for g in field_.grids]
+            bits = pyramid_bits(field_.context, ys)
         if options.row_stride > 1:  # stratified rows: every latent row of level ≥ log2(stride) is seen each step
             rows = torch.arange(int(torch.randint(options.row_stride, ())), H, options.row_stride)
             out = field_.synthesis(up(ys, rows).reshape(len(rows) * W, -1))
