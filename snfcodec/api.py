@@ -64,8 +64,9 @@ def encode(source: PathLike | np.ndarray, output: PathLike | None = None, *, bpp
     would leave fields narrower than 10 at this rate; the image's size or more gives one field for the whole image).
     prior: "auto" starts from the learned prior shipped for the field's shape, where there is one, and codes the
     parameters as residuals from it (a version-2 file); None or "none": random initialisation (version 1).
-    field (images): "tiles" (tiled SIRENs, versions 1–2), "latent" (latent grids, version 3) or "auto" (the one
-    measured better at this rate); lmbda (latent field): the rate-distortion λ itself instead of a rate target.
+    field (images): "tiles" (tiled SIRENs, versions 1–2), "latent" (latent grids, version 3) or "auto" (the tiled
+    field where psnr, tile, device="cuda", prior="none", alpha or lr is given, else the one measured better at
+    this rate and size); lmbda (latent field): the rate-distortion λ itself instead of a rate target.
     With ``output`` the bytes are also written there (atomically).
     """
     if output is not None:

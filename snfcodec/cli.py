@@ -93,8 +93,9 @@ def main():
 @click.option("--psnr", type=float, help="Stop fitting once the field reaches this PSNR (dB).")
 @click.option("--field", type=click.Choice(["auto", "tiles", "latent"]), default="auto", show_default=True,
               help="tiles (tiled SIRENs, .snf v1/v2) or latent (.snf v3: latent grids for images, a spectral "
-                   "field for audio); auto: for images the one measured better at this rate (docs/latent.md), "
-                   "for audio the spectral field (docs/audio.md).")
+                   "field for audio); auto: the tiled field where an option only it has is given (--psnr, "
+                   "--tile, --device cuda, --prior none, --alpha, --lr), else for images the one measured better "
+                   "at this rate and size (docs/latent.md), for audio the spectral field (docs/audio.md).")
 @click.option("--lmbda", type=click.FloatRange(min=0, min_open=True),
               help="Latent field: the rate-distortion trade-off lambda itself, instead of a rate target.")
 @click.option("--effort", type=click.Choice(presets.EFFORTS), default="default", show_default=True,

@@ -62,8 +62,8 @@ class EncodeOptions:
     max_seconds: float | None = None  # wall-time budget for fitting
     progress: bool = False
     field: str = "auto"  # "tiles" (tiled SIRENs, versions 1-2), "latent" (version 3: latent grids for images, a
-    # spectral field for audio) or "auto" (images: presets.image_field, the one measured better at this rate;
-    # audio: the spectral field)
+    # spectral field for audio) or "auto" (the tiled field where an option names what only it has: psnr, tile,
+    # device="cuda", no prior, alpha, lr; else for images presets.image_field, for audio the spectral field)
     lmbda: float | None = None  # latent field: the rate-distortion trade-off λ itself, instead of a rate target
 
 
@@ -449,9 +449,9 @@ def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
     if options.kbps is not None:
         raise SnfInputError("kbps is a rate for audio; give images a rate in bits per pixel (bpp)")
     bpp = _positive("bpp", options.bpp, DEFAULT_BPP)
-    field = image_field(options, bpp)
+    field = image_field(options, bpp, H, W, C)
     if options.lmbda is not None and field != "latent":
-        raise SnfInputError("lmbda applies to the latent field; add field='latent' (--field latent)")
+        raise SnfInputError("lmbda applies to the latent field, not the tiled one; drop field='tiles' (--field tiles)")
     if field == "latent":
         return Prepared(None, torch.empty(0), pixels, container.KIND_IMAGE, C, 0, _image_budget(H, W, bpp),
                         "latent")
@@ -460,15 +460,30 @@ def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
     return Prepared(arch, target, pixels, container.KIND_IMAGE, C, 0, _image_budget(H, W, bpp))
 
 
-def image_field(options: EncodeOptions, bpp: float) -> str:
+def image_field(options: EncodeOptions, bpp: float, H: int, W: int, C: int) -> str:
     """Which field an image gets: the option, or with "auto" the presets' measured choice."""
-    return presets.image_field(bpp) if _field_option(options) == "auto" else options.field
+    if _field_option(options) != "auto":
+        return options.field
+    if options.lmbda is not None:  # only the latent field takes λ itself
+        return "latent"
+    if _asks_for_tiles(options):
+        return "tiles"
+    fixed = latent.encoder.fixed_bits(presets.latent_config(H, W), C)
+    return presets.image_field(bpp, H * W, options.effort, fixed)
 
 
 def _field_option(options: EncodeOptions) -> str:
     if options.field not in ("auto", "tiles", "latent"):
         raise SnfInputError(f"field must be auto, tiles or latent, not {options.field!r}")
     return options.field
+
+
+def _asks_for_tiles(options: EncodeOptions) -> bool:
+    """Whether the options name something only the tiled field has, so that "auto" means the tiled field: a
+    PSNR target, a tile size, a CUDA fit, no prior, or a weight scaling α or learning rate (the latent field's
+    are other quantities: α of its synthesis, the latents' step size)."""
+    return (options.psnr is not None or options.tile is not None or options.device == "cuda"
+            or options.prior in (None, "none") or options.alpha != "auto" or options.lr is not None)
 
 
 def _check_latent_options(options: EncodeOptions, what: str) -> None:
@@ -663,6 +678,8 @@ def audio_field(options: EncodeOptions, budget_bytes: int) -> str:
     cost would take more than presets.SPECTRAL_MAX_FIXED_SHARE of the file."""
     if _field_option(options) != "auto":
         return options.field
+    if _asks_for_tiles(options):
+        return "tiles"
     fixed = spectral.encoder.fixed_bits(presets.SPECTRAL_CONTEXT_WIDTH)
     return "latent" if fixed <= presets.SPECTRAL_MAX_FIXED_SHARE * 8 * budget_bytes else "tiles"
 

@@ -189,8 +189,18 @@ LATENT_ALPHA = (1.0, 1.0)  # weight scaling of the sine synthesis
 # networks collapsed; soft rounding did neither, and moved the other four by −0.03 to +0.17 dB.
 LATENT_QUANTIZER = "softround"
 LATENT_TEMPERATURE = (0.3, 0.3)
-# The latent field is the default only where it measured better than the tiled one (docs/latent.md).
-LATENT_DEFAULT_BPP: tuple[float, float] | None = None  # (lowest, highest) rate at which "auto" picks it
+# "auto" gives an image the latent field where it measured better than the tiled one on training-side photos
+# (docs/latent.md, "auto"): at 0.25–1 bpp, fast and default effort, it was ahead in 20 of 24 photo-rate cells
+# at 768×512, and on 256×256 crops at 0.5 bpp; at 2 bpp it was behind on two of five photos (−4.4 dB on one,
+# where its rate controller ended 11 % over the target and the trim cost the difference).
+LATENT_AUTO_BPP = (0.0, 1.0)  # rates (bpp) at which "auto" picks it
+LATENT_AUTO_EFFORTS = ("fast", "default", "slow", "placebo")
+# Its networks and header (≈ 10 kbit) must be at most this share of the file: measured ahead at 31 % (256×256 at
+# 0.5 bpp); a 128×128 image at 1 bpp would spend 61 % there, and the encoder refuses more than 83 %.
+LATENT_MAX_FIXED_SHARE = 1 / 3
+# Training is full-batch on every pixel (peak 0.85 GB at 768×512, 1.5 GB at 1536×1024, about 0.5 GB more a
+# megapixel): larger images keep the tiled field, whose fits are bounded in memory.
+LATENT_MAX_PIXELS = 1 << 22
 
 
 def latent_config(H: int, W: int):
@@ -200,11 +210,12 @@ def latent_config(H: int, W: int):
     return LatentConfig(levels=levels)
 
 
-def image_field(bpp: float) -> str:
-    """"latent" where the latent field measured better than the tiled one, else "tiles"."""
-    if LATENT_DEFAULT_BPP is not None and LATENT_DEFAULT_BPP[0] <= bpp <= LATENT_DEFAULT_BPP[1]:
-        return "latent"
-    return "tiles"
+def image_field(bpp: float, pixels: int, effort: str, fixed_bits: float) -> str:
+    """"latent" where the latent field measured better than the tiled one, else "tiles". ``fixed_bits``: what
+    a latent file of this image spends outside its latents."""
+    latent = (LATENT_AUTO_BPP[0] < bpp <= LATENT_AUTO_BPP[1] and effort in LATENT_AUTO_EFFORTS
+              and pixels <= LATENT_MAX_PIXELS and fixed_bits <= LATENT_MAX_FIXED_SHARE * bpp * pixels)
+    return "latent" if latent else "tiles"
 
 
 # ---- the spectral audio field (version 3, snfcodec.spectral) ---------------------------------------------

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 import snfcodec
-from snfcodec import codec
+from snfcodec import codec, container
 from snfcodec.errors import SnfInputError
 from snfcodec.field import FieldConfig
 
@@ -202,3 +202,30 @@ def test_an_input_too_large_for_the_format_is_refused_before_fitting(monkeypatch
     monkeypatch.setattr(codec, "fit", lambda *a, **k: pytest.fail("fitted an input the format cannot hold"))
     with pytest.raises(SnfInputError, match="too large for one .snf file.*lower the rate or split"):
         snfcodec.encode(np.zeros((4000, 2), np.float32), sample_rate=8000, kbps=64, steps=5, field="tiles")
+
+
+@pytest.mark.parametrize("shape, bpp, options, expected", [
+    ((512, 768, 3), 0.5, {}, "latent"),
+    ((512, 768, 3), 1.0, {"effort": "fast"}, "latent"),
+    ((512, 768, 3), 2.0, {}, "tiles"),  # above the rates where it measured better
+    ((256, 256, 3), 1.0, {}, "latent"),
+    ((128, 128, 3), 1.0, {}, "tiles"),  # its networks would be most of the file
+    ((2048, 4096, 3), 0.5, {}, "tiles"),  # full-batch training: memory
+    ((512, 768, 3), 0.5, {"psnr": 30.0}, "tiles"),  # options only the tiled field has
+    ((512, 768, 3), 0.5, {"tile": 64}, "tiles"),
+    ((512, 768, 3), 0.5, {"prior": "none"}, "tiles"),
+    ((512, 768, 3), 0.5, {"lr": 1e-3}, "tiles"),
+    ((512, 768, 3), 2.0, {"lmbda": 1e-3}, "latent"),  # only the latent field takes λ
+    ((512, 768, 3), 0.5, {"field": "tiles"}, "tiles"),
+    ((128, 128, 3), 2.0, {"field": "latent"}, "latent"),
+])
+def test_auto_picks_the_field_measured_better_unless_an_option_names_one(shape, bpp, options, expected):
+    assert codec.image_field(codec.EncodeOptions(bpp=bpp, **options), bpp, *shape) == expected
+
+
+def test_auto_gives_a_large_enough_image_at_a_low_rate_the_latent_field():
+    photo = np.random.default_rng(1).integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    latent = snfcodec.encode(photo, bpp=1.0, steps=4)
+    assert container.version_of(latent.data) == 3
+    tiled = snfcodec.encode(photo, bpp=1.0, steps=4, psnr=10.0)
+    assert container.version_of(tiled.data) in (1, 2)

@@ -303,3 +303,25 @@ def test_last_stage_trains_the_networks_on_fixed_rounded_latents():
     assert all(not torch.equal(b, a) for b, a in zip(weights, field.network_parameters()))
     train(field, target, TrainOptions(steps=5, noise_fraction=1.0, lmbda=1e-3))  # the soft stage moves them
     assert not all(torch.equal(b, a.detach()) for b, a in zip(latents, field.grids))
+
+
+def test_the_rate_controller_calibrates_once_against_the_exact_rate():
+    from snfcodec.latent.context import pyramid_bits
+    from snfcodec.latent.field import LatentConfig, LatentField
+    from snfcodec.latent.train import TrainOptions, train
+    target = torch.from_numpy(np.random.default_rng(0).uniform(0, 1, (16, 16, 3)).astype(np.float32))
+    calls = []
+
+    def twice_the_float_rate(model, rounded):
+        assert all(torch.equal(g, torch.round(g)) for g in rounded)
+        calls.append(len(rounded))
+        return 2.0 * float(pyramid_bits(model, rounded))
+
+    lambdas = []
+    for exact in (None, twice_the_float_rate):
+        field = LatentField(16, 16, 3, LatentConfig(levels=3, width=8), (1.0, 1.0), torch.Generator().manual_seed(0))
+        torch.manual_seed(0)
+        lambdas.append(train(field, target, TrainOptions(steps=40, target_bpp=4.0, exact_bits=exact)).lmbda)
+    assert calls == [3]  # once, with every level
+    assert lambdas[1] > lambdas[0]  # the doubled rate raised λ
+

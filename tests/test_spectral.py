@@ -263,11 +263,18 @@ def test_the_tiled_field_is_still_there_for_audio(voice):
     assert container.version_of(r.data) in (1, 2)
 
 
+def test_auto_gives_sound_the_tiled_field_when_an_option_names_it():
+    big = 10 ** 6  # bytes: the spectral field's fixed cost is a small share
+    assert snfcodec.codec.audio_field(snfcodec.codec.EncodeOptions(), big) == "latent"
+    for option in ({"psnr": 40.0}, {"alpha": 2.0}, {"lr": 1e-3}, {"prior": "none"}, {"device": "cuda"}):
+        assert snfcodec.codec.audio_field(snfcodec.codec.EncodeOptions(**option), big) == "tiles", option
+
+
 def test_user_mistakes_are_one_line_errors(voice, encoded):
     with pytest.raises(SnfInputError, match="rate is too low"):
         snfcodec.encode(voice, sample_rate=RATE, kbps=1)
     with pytest.raises(SnfInputError, match="psnr applies to the tiled field"):
-        snfcodec.encode(voice, sample_rate=RATE, kbps=KBPS, psnr=40)
+        snfcodec.encode(voice, sample_rate=RATE, kbps=KBPS, psnr=40, field="latent")
     with pytest.raises(SnfInputError, match="lmbda"):
         snfcodec.encode(voice, sample_rate=RATE, lmbda=0.01)
     with pytest.raises(SnfInputError, match="holds audio"):

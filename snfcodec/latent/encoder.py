@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -20,8 +21,8 @@ from ..grid import pixel_centres
 from . import bitstream, coding, tables
 from .bitstream import LatentHeader
 from .coding import TensorCode
-from .context import IntegerContext, quantize_context
-from .field import LatentConfig, LatentField
+from .context import ContextModel, IntegerContext, quantize_context
+from .field import LatentConfig, LatentField, network_size
 from .grids import Upsampler
 from .synthesis import run
 from .train import TrainOptions, TrainReport, train
@@ -69,10 +70,50 @@ def _synthesis_codes(tensors: list[torch.Tensor], exponent: int) -> tuple[list[n
     return symbols, codes
 
 
+def _integer_context(model: ContextModel, shift: int) -> tuple[list[np.ndarray], IntegerContext]:
+    """The context weights quantized with step 2^(shift − 8), and the integer model they make."""
+    weights = quantize_context(model, [shift] * 12)
+    return weights, IntegerContext([w << shift for w in weights])
+
+
+def _exact_bits(shapes: list[tuple[int, int]]):
+    """Training's calibration (train.TrainOptions.exact_bits): the latent bits the integer model codes the rounded
+    latents in, at the best context-weight step."""
+    def exact(model: ContextModel, grids: list[torch.Tensor]) -> float:
+        latents = [g.detach().double().numpy() for g in grids]
+        return min(_latent_pass(shapes, _integer_context(model, shift)[1], latents, 0.0)[2]
+                   for shift in CONTEXT_SHIFTS)
+    return exact
+
+
+def _deadzone(shapes, ctx: IntegerContext, latents, plain: tuple, fits: Callable[[tuple], bool]):
+    """The smallest dead zone (to DEADZONE_RESOLUTION) whose latent pass ``fits``, and that pass; (DEADZONE_MAX,
+    None) if none does. ``plain``: the pass without one."""
+    if fits(plain):
+        return 0.0, plain
+    lo, hi = 0.0, DEADZONE_MAX
+    chosen = _latent_pass(shapes, ctx, latents, hi)
+    if not fits(chosen):
+        return hi, None
+    while hi - lo > DEADZONE_RESOLUTION:
+        mid = 0.5 * (lo + hi)
+        trial = _latent_pass(shapes, ctx, latents, mid)
+        if fits(trial):
+            hi, chosen = mid, trial
+        else:
+            lo = mid
+    return hi, chosen
+
+
 def _latent_pass(shapes, context: IntegerContext, latents, deadzone) -> tuple[list[np.ndarray], list, float]:
     record: list = []
     grids = coding.walk(shapes, context, coding.encoder_chooser(latents, deadzone, record))
     return grids, record, sum(tables.LATENT.residual_bits(r, t) for r, t in record)
+
+
+def fixed_bits(config: LatentConfig, C: int) -> float:
+    """Bits a C-channel file spends outside its latents (header, range-coder flush, networks: an estimate)."""
+    return network_size(config, C) * NETWORK_BITS_GUESS + 8 * (bitstream.header_size(config) + SLACK_BYTES)
 
 
 def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> LatentEncoded:
@@ -84,16 +125,16 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     field = LatentField(H, W, C, config, options.alpha, generator)
     target = torch.from_numpy(pixels.astype(np.float32) / 255.0)
     budget = None if options.bpp is None else int(options.bpp * H * W / 8)
-    overhead_bits = 8 * (bitstream.header_size(config) + SLACK_BYTES)
-    network_bits = field.network_size() * NETWORK_BITS_GUESS + overhead_bits
+    network_bits = fixed_bits(config, C)
     if budget is not None and 8 * budget < 1.2 * network_bits:
         raise SnfInputError(f"the rate is too low for a {W}x{H} image ({budget} bytes); ask for at least "
                             f"{1.2 * network_bits / (H * W):.3g} bpp")
     start = time.perf_counter()
     report = train(field, target, TrainOptions(
         options.steps, options.lr_latent, options.lr_network, options.noise_fraction, options.lmbda,
-        options.bpp, network_bits, options.max_seconds, options.progress, options.row_stride,
-        options.quantizer, options.temperature))
+        options.bpp, network_bits, _exact_bits(field.shapes), max_seconds=options.max_seconds,
+        progress=options.progress, row_stride=options.row_stride, quantizer=options.quantizer,
+        temperature=options.temperature))
     fit_seconds = time.perf_counter() - start
     lmbda = report.lmbda if options.lmbda is None else options.lmbda
     latents = [g.detach().double().numpy() for g in field.grids]
@@ -102,8 +143,7 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     # Context weights: the step that spends fewest bits on weights and latents together.
     best = None
     for shift in CONTEXT_SHIFTS:
-        weights = quantize_context(field.context, [shift] * 12)
-        ctx = IntegerContext([w << shift for w in weights])
+        weights, ctx = _integer_context(field.context, shift)
         plain = _latent_pass(shapes, ctx, latents, 0.0)
         ctx_symbols, ctx_codes = coding.context_codes(weights, shift)
         total = plain[2] + coding.weights_bits(ctx_symbols, ctx_codes)
@@ -129,25 +169,16 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
         if best is None or cost < best[0]:
             best = (cost, symbols, codes, bits)
     _, syn_symbols, syn_codes, syn_bits = best
-    fixed_bits = syn_bits + ctx_bits + overhead_bits
+    outside = syn_bits + ctx_bits + 8 * (bitstream.header_size(config) + SLACK_BYTES)
 
     def size(latent_pass: tuple) -> int:
-        return math.ceil((fixed_bits + latent_pass[2]) / 8)
+        return math.ceil((outside + latent_pass[2]) / 8)
 
     deadzone, chosen = 0.0, plain  # chosen: the (grids, record, bits) of the latents coded with ``deadzone``
-    if budget is not None and size(plain) > budget:
-        lo, hi = 0.0, DEADZONE_MAX
-        chosen = _latent_pass(shapes, ctx, latents, hi)
-        if size(chosen) > budget:
+    if budget is not None:
+        deadzone, chosen = _deadzone(shapes, ctx, latents, plain, lambda p: size(p) <= budget)
+        if chosen is None:
             raise SnfInputError(f"could not meet the rate target of {budget} bytes; ask for a higher rate")
-        while hi - lo > DEADZONE_RESOLUTION:
-            mid = 0.5 * (lo + hi)
-            trial = _latent_pass(shapes, ctx, latents, mid)
-            if size(trial) <= budget:
-                hi, chosen = mid, trial
-            else:
-                lo = mid
-        deadzone = hi
     header = LatentHeader(H, W, C, layout_code, config, tuple(syn_codes), tuple(ctx_codes))
     while True:
         record = chosen[1]

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
 
-from .context import ContextModel
+from .context import ContextModel, context_shapes
 from .grids import level_shapes
 from .synthesis import Synthesis
 
@@ -39,6 +41,12 @@ class LatentField(torch.nn.Module):
     def network_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.synthesis.parameters()) + list(self.context.parameters())
 
-    def network_size(self) -> int:
-        return sum(p.numel() for p in self.network_parameters())
+
+
+def network_size(config: LatentConfig, C: int) -> int:
+    """Parameters of the synthesis and context networks of a C-channel field (what a file codes besides its
+    latents)."""
+    dims = [config.levels] + [config.width] * config.hidden + [C]
+    synthesis = sum((a + 1) * b for a, b in zip(dims[:-1], dims[1:]))
+    return synthesis + sum(math.prod(s) for s in context_shapes(config.context_width))
 

@@ -13,12 +13,21 @@ Adam with one learning rate for the latents and another for the networks, both o
 
 With a rate target, λ follows the rate of the *rounded* latents (the noisy ones cost far more under the same
 model: 0.41 against 0.16 bpp measured on a 768×512 photo, so a controller on the noisy rate lands 2–3× under
-target): every ``CONTROL_EVERY`` steps log λ moves by ``LAMBDA_GAIN`` × the relative excess of a running mean of
-that rate, extrapolated ``RATE_LOOKAHEAD`` periods along its last change, over ``CONTROL_MARGIN`` × the target,
-so training ends a little above the target and the encoder's exact search (:mod:`snfcodec.latent.encoder`) trims
-down to it. (Without the look-ahead λ kept rising while the rate was already falling through the target, and
-with the latents fixed in the last stage the rate could not come back: two of three photos at 1 bpp ended 4.5 %
-under.)
+target): every ``CONTROL_EVERY`` steps log λ moves by ``LAMBDA_GAIN`` × the relative excess of a running mean
+of that rate, extrapolated ``RATE_LOOKAHEAD`` periods along its last change, over ``CONTROL_MARGIN`` × the
+target. (Without the look-ahead λ kept rising while the rate was already falling through the target, and with
+the latents fixed in the last stage the rate could not come back: two of three photos at 1 bpp ended 4.5 %
+under.) Runs shorter than ``CONTROL_STEPS`` update λ proportionally more often: at 300 steps with updates every
+4, λ was still 2 % over at the switch on three of four photos at 1 bpp, and the dead zone that trimmed the fixed
+latents cost up to 10 dB.
+
+The rate a file codes is not the float rate (the integer context model codes 1–2 % more), and the encoder can
+only trim fixed, whole-step latents with a dead zone, which is costly: a 2,000-step fit that converged on a float
+goal 2 % over the target ended 2.3 % over its budget, and the trim cost 8 dB (a dead zone of 0.70; on the
+latents of the soft stage, which sit near integers, a trim at the switch cost as much). So, once,
+``CALIBRATE_BEFORE`` of the schedule before the switch, the caller's ``exact_bits`` measures the file's bits of
+the rounded latents, the controller scales its estimate by that ratio from then on, and it aims at the target
+itself (``CONTROL_MARGIN``).
 """
 
 from __future__ import annotations
@@ -26,19 +35,22 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..grid import pixel_centres
-from .context import columns_bits, pyramid_bits, pyramid_columns
+from .context import ContextModel, columns_bits, pyramid_bits, pyramid_columns
 from .field import LatentField
 from .grids import Upsampler
 
-CONTROL_EVERY = 4
+CONTROL_EVERY = 4  # steps between λ updates in a run of CONTROL_STEPS steps or more; shorter runs update
+CONTROL_STEPS = 600  # proportionally more often, so that λ moves as far per share of the schedule
+CALIBRATE_BEFORE = 0.1  # share of the schedule before the switch at which the exact rate is measured
 LAMBDA_GAIN = 0.15
-CONTROL_MARGIN = 1.02
+CONTROL_MARGIN = 1.0
 RATE_MEMORY = 0.5  # running mean of the rounded rate
 RATE_LOOKAHEAD = 5  # the controller acts on the running mean extrapolated this many control periods ahead
 LAMBDA_RANGE = (1e-6, 1.0)
@@ -59,6 +71,8 @@ class TrainOptions:
     lmbda: float | None = None  # fixed λ; None: follow target_bpp
     target_bpp: float | None = None  # bits per pixel the latents and networks should use together
     network_bits: float = 0.0  # estimated bits of the networks (counted in the rate, not trained on)
+    # (context model, rounded latents) → the bits the file's integer model codes them in; None: trust the float rate
+    exact_bits: Callable[[ContextModel, list[torch.Tensor]], float] | None = None
     max_seconds: float | None = None
     progress: bool = False
     row_stride: int = 1  # distortion on every row_stride-th row a step (random offset): a cheaper, unbiased step
@@ -93,6 +107,8 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     history = []
     steps = options.steps
     psnr = bpp = float("nan")
+    control_every = max(1, min(CONTROL_EVERY, round(CONTROL_EVERY * steps / CONTROL_STEPS)))
+    scale = None  # exact / float latent bits, once calibrated
     bar = tqdm(range(steps), desc="fit", disable=not options.progress, leave=False)
     step = 0
     for step in bar:
@@ -123,13 +139,17 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
         opt.step()
         bpp = (float(bits.detach()) + options.network_bits) / pixels
         psnr = -10 * math.log10(max(float(mse.detach()), 1e-12))
-        if options.lmbda is None and step % CONTROL_EVERY == 0:
+        if options.lmbda is None and step % control_every == 0:
             if hard:  # this step's rate is that of the rounded latents
-                rounded = bpp
+                latent_bits = float(bits.detach())
             else:
                 with torch.no_grad():
-                    rounded = (float(pyramid_bits(field_.context, [torch.round(g) for g in field_.grids]))
-                               + options.network_bits) / pixels
+                    rounded_grids = [torch.round(g) for g in field_.grids]
+                    latent_bits = float(pyramid_bits(field_.context, rounded_grids))
+                if (scale is None and options.exact_bits is not None
+                        and frac >= options.noise_fraction - CALIBRATE_BEFORE):
+                    scale = options.exact_bits(field_.context, rounded_grids) / max(latent_bits, 1.0)
+            rounded = ((scale or 1.0) * latent_bits + options.network_bits) / pixels
             previous = rate_mean
             rate_mean = rounded if rate_mean is None else RATE_MEMORY * rate_mean + (1 - RATE_MEMORY) * rounded
             goal = CONTROL_MARGIN * options.target_bpp
