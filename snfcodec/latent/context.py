@@ -203,18 +203,35 @@ def columns_bits(model: ContextModel, columns: tuple[torch.Tensor, torch.Tensor,
     return laplace_bits(y, torch.cat([mu0, mu1]), torch.cat([log_b0, log_b1])).sum()
 
 
-def _layout(shapes: list[tuple[int, int]]):
-    """(level, r0, c0, pass, hs, ws, start) of every non-empty sublattice, ``start`` its first column in its
-    pass's matrix; and the number of columns of each pass."""
-    out, count = [], [0, 0]
-    for l, (h, w) in enumerate(shapes):
+def _sublattices(padded: list[torch.Tensor]):
+    """For every non-empty sublattice of every level (``padded``: the levels, zero-padded by one): its pass p,
+    its latents' slice of y, its columns' slice of x_p, its latents as a view into ``padded``, its context as
+    (row of x_p, view) pairs, and whether it has a parent (the coarsest level's parent rows are zero). Forward
+    gathers through these views and backward scatters into them."""
+    shapes = [(g.shape[0] - 2, g.shape[1] - 2) for g in padded]
+    n0 = _counts(shapes)[0]
+    for step in (0, 1):  # pass 0 first: its positions start y
+        start = 0
+        for l, (h, w) in enumerate(shapes):
+            pp = padded[l + 1] if l + 1 < len(padded) else None
+            for r0, c0 in SUBLATTICES:
+                hs, ws = (h - r0 + 1) // 2, (w - c0 + 1) // 2
+                if (r0 + c0) % 2 != step or not hs * ws:
+                    continue
+                cols = slice(start, start + hs * ws)
+                own = padded[l][1 + r0:1 + r0 + 2 * hs:2, 1 + c0:1 + c0 + 2 * ws:2]
+                views = enumerate(sublattice_columns(padded[l], pp, r0, c0, h, w), start=COARSE if pp is None else 0)
+                yield step, slice(step * n0 + cols.start, step * n0 + cols.stop), cols, own, views, pp is not None
+                start += hs * ws
+
+
+def _counts(shapes: list[tuple[int, int]]) -> tuple[int, int]:
+    """Positions of pass 0 and pass 1 over all levels."""
+    n = [0, 0]
+    for h, w in shapes:
         for r0, c0 in SUBLATTICES:
-            p = (r0 + c0) % 2
-            hs, ws = (h - r0 + 1) // 2, (w - c0 + 1) // 2
-            if hs * ws:
-                out.append((l, r0, c0, p, hs, ws, count[p]))
-                count[p] += hs * ws
-    return out, count
+            n[(r0 + c0) % 2] += ((h - r0 + 1) // 2) * ((w - c0 + 1) // 2)
+    return n[0], n[1]
 
 
 class _Columns(torch.autograd.Function):
@@ -228,39 +245,30 @@ class _Columns(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, *grids):
-        shapes = [tuple(g.shape) for g in grids]
-        layout, (n0, n1) = _layout(shapes)
+        n0, n1 = _counts([tuple(g.shape) for g in grids])
         padded = [torch.nn.functional.pad(g, (1, 1, 1, 1)) for g in grids]
         y = grids[0].new_empty(n0 + n1)
         xs = (grids[0].new_empty(COARSE, n0), grids[0].new_empty(COARSE + SAME, n1))
-        for l, r0, c0, p, hs, ws, start in layout:
-            x, n = xs[p], hs * ws
-            pp = padded[l + 1] if l + 1 < len(grids) else None
-            cols = sublattice_columns(padded[l], pp, r0, c0, *shapes[l])
-            if pp is None:
-                x[:COARSE, start:start + n] = 0
-            for k, c in enumerate(cols, start=COARSE if pp is None else 0):
-                x[k, start:start + n].view(hs, ws).copy_(c)
-            y[start + p * n0:start + p * n0 + n].view(hs, ws).copy_(grids[l][r0::2, c0::2])
-        ctx.shapes = shapes
+        for p, ys, cols, own, views, parent in _sublattices(padded):
+            y[ys].view(own.shape).copy_(own)
+            if not parent:
+                xs[p][:COARSE, cols] = 0
+            for k, view in views:
+                xs[p][k, cols].view(own.shape).copy_(view)
+        ctx.shapes = [tuple(g.shape) for g in grids]
         return (y,) + xs
 
     @staticmethod
     def backward(ctx, gy, gx0, gx1):
-        shapes = ctx.shapes
-        layout, (n0, _) = _layout(shapes)
         ref = next(g for g in (gy, gx0, gx1) if g is not None)
-        padded = [ref.new_zeros(h + 2, w + 2) for h, w in shapes]
-        for l, r0, c0, p, hs, ws, start in layout:
-            gx, n = (gx0, gx1)[p], hs * ws
-            pp = padded[l + 1] if l + 1 < len(shapes) else None
+        padded = [ref.new_zeros(h + 2, w + 2) for h, w in ctx.shapes]
+        for p, ys, cols, own, views, _ in _sublattices(padded):
+            gx = (gx0, gx1)[p]
             if gx is not None:
-                cols = sublattice_columns(padded[l], pp, r0, c0, *shapes[l])
-                for k, c in enumerate(cols, start=COARSE if pp is None else 0):
-                    c.add_(gx[k, start:start + n].view(hs, ws))
+                for k, view in views:
+                    view.add_(gx[k, cols].view(own.shape))
             if gy is not None:
-                padded[l][1 + r0:1 + r0 + 2 * hs:2, 1 + c0:1 + c0 + 2 * ws:2].add_(
-                    gy[start + p * n0:start + p * n0 + n].view(hs, ws))
+                own.add_(gy[ys].view(own.shape))
         return tuple(g[1:-1, 1:-1] for g in padded)
 
 

@@ -167,8 +167,7 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
 
 def softround(x: torch.Tensor, t: float) -> torch.Tensor:
     """Agustsson & Theis' soft rounding: round(x) as t → 0, x as t → ∞."""
-    f = torch.floor(x)
-    return f + 0.5 * torch.tanh((x - f - 0.5) / t) / math.tanh(0.5 / t) + 0.5
+    return _softround_and_slope(x, t, math.tanh(0.5 / t))[0]
 
 
 def _soft(g: torch.Tensor, progress: float, options: TrainOptions) -> torch.Tensor:
