@@ -210,19 +210,18 @@ def _sublattices(padded: list[torch.Tensor]):
     gathers through these views and backward scatters into them."""
     shapes = [(g.shape[0] - 2, g.shape[1] - 2) for g in padded]
     n0 = _counts(shapes)[0]
-    for step in (0, 1):  # pass 0 first: its positions start y
-        start = 0
-        for l, (h, w) in enumerate(shapes):
-            pp = padded[l + 1] if l + 1 < len(padded) else None
-            for r0, c0 in SUBLATTICES:
-                hs, ws = (h - r0 + 1) // 2, (w - c0 + 1) // 2
-                if (r0 + c0) % 2 != step or not hs * ws:
-                    continue
-                cols = slice(start, start + hs * ws)
-                own = padded[l][1 + r0:1 + r0 + 2 * hs:2, 1 + c0:1 + c0 + 2 * ws:2]
-                views = enumerate(sublattice_columns(padded[l], pp, r0, c0, h, w), start=COARSE if pp is None else 0)
-                yield step, slice(step * n0 + cols.start, step * n0 + cols.stop), cols, own, views, pp is not None
-                start += hs * ws
+    start = [0, 0]  # next column of each pass
+    for l, (h, w) in enumerate(shapes):
+        pp = padded[l + 1] if l + 1 < len(padded) else None
+        for r0, c0 in SUBLATTICES:
+            p, hs, ws = (r0 + c0) % 2, (h - r0 + 1) // 2, (w - c0 + 1) // 2
+            if not hs * ws:
+                continue
+            cols = slice(start[p], start[p] + hs * ws)
+            own = padded[l][1 + r0:1 + r0 + 2 * hs:2, 1 + c0:1 + c0 + 2 * ws:2]
+            views = enumerate(sublattice_columns(padded[l], pp, r0, c0, h, w), start=COARSE if pp is None else 0)
+            yield p, slice(p * n0 + cols.start, p * n0 + cols.stop), cols, own, views, pp is not None
+            start[p] += hs * ws
 
 
 def _counts(shapes: list[tuple[int, int]]) -> tuple[int, int]:
