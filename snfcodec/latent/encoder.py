@@ -111,9 +111,14 @@ def _latent_pass(shapes, context: IntegerContext, latents, deadzone) -> tuple[li
     return grids, record, sum(tables.LATENT.residual_bits(r, t) for r, t in record)
 
 
+def _overhead_bits(config: LatentConfig) -> int:
+    """The header and the range coder's flush."""
+    return 8 * (bitstream.header_size(config) + SLACK_BYTES)
+
+
 def fixed_bits(config: LatentConfig, C: int) -> float:
     """Bits a C-channel file spends outside its latents (header, range-coder flush, networks: an estimate)."""
-    return network_size(config, C) * NETWORK_BITS_GUESS + 8 * (bitstream.header_size(config) + SLACK_BYTES)
+    return network_size(config, C) * NETWORK_BITS_GUESS + _overhead_bits(config)
 
 
 def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> LatentEncoded:
@@ -169,7 +174,7 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
         if best is None or cost < best[0]:
             best = (cost, symbols, codes, bits)
     _, syn_symbols, syn_codes, syn_bits = best
-    outside = syn_bits + ctx_bits + 8 * (bitstream.header_size(config) + SLACK_BYTES)
+    outside = syn_bits + ctx_bits + _overhead_bits(config)
 
     def size(latent_pass: tuple) -> int:
         return math.ceil((outside + latent_pass[2]) / 8)

@@ -4,9 +4,8 @@ the two quantities training trades, distortion (through :class:`~snfcodec.latent
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -40,7 +39,6 @@ class LatentField(torch.nn.Module):
 
     def network_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.synthesis.parameters()) + list(self.context.parameters())
-
 
 
 def network_size(config: LatentConfig, C: int) -> int:
