@@ -3,6 +3,7 @@ and files end to end — rate, exact and deterministic decoding, other sample ra
 nothing."""
 
 import hashlib
+import math
 import subprocess
 import sys
 import zlib
@@ -17,7 +18,7 @@ from snfcodec import container
 from snfcodec.cli import main
 from snfcodec.errors import SnfFormatError, SnfInputError
 from snfcodec.latent.context import FRAC, MAX_ACT, quantize_context
-from snfcodec.spectral import basis, context
+from snfcodec.spectral import basis, context, lowpass
 from snfcodec.spectral.encoder import quantize
 
 RATE = 16000
@@ -87,13 +88,49 @@ def test_a_decode_at_twice_the_rate_interleaves_the_original_samples():
     np.testing.assert_allclose(y[::2], x, atol=1e-12)
 
 
-def test_components_above_the_new_nyquist_are_left_out():
-    n = 4000
-    x = (0.5 * np.sin(2 * np.pi * 6000 * np.arange(n) / RATE))[:, None]  # above 4 kHz, the Nyquist of 8 kHz
-    y = _render(basis.analyse(x, 64), 64, n, RATE, 8000)
-    assert np.abs(y[100:-100]).max() < 1e-9  # (the tone's abrupt start and end are broadband)
-    assert basis.kept_components(64, RATE, 8000) == 32  # (2k + 1)·16000 < 128·8000  ⟺  k < 31.5
-    assert basis.kept_components(64, RATE, RATE) == 64 and basis.kept_components(64, RATE, 100) == 0
+# ---- low-pass (decoding below the file's rate) -------------------------------------------------------------
+
+def _tones(n, rate, tones):
+    t = np.arange(n) / rate
+    return np.stack([sum(a * np.sin(2 * np.pi * f * t + f) for f, a in tones)], axis=1)
+
+
+def _downsample(x, rate, new_rate, split=()):
+    """x fed to the low-pass in blocks cut at ``split`` → the whole output, checked to be contiguous."""
+    cuts = [0, *split, len(x)]
+    pieces = [(a, x[a:b]) for a, b in zip(cuts, cuts[1:])]
+    count = basis.output_length(len(x), rate, new_rate)
+    out, at = [], 0
+    for start, block in lowpass.downsample(iter(pieces), len(x), x.shape[1], rate, new_rate, count):
+        assert start == at
+        out.append(block)
+        at += len(block)
+    assert at == count
+    return np.concatenate(out)
+
+
+def test_below_the_rate_a_tone_above_the_new_nyquist_is_gone_and_one_below_is_whole():
+    """The brick wall at 4 kHz (16 → 8 kHz): 3.9 kHz passes at full amplitude, 4.1 kHz is gone — leaving out
+    components could do neither (each leaks across the cut)."""
+    x = _tones(4000, RATE, [(3900, 0.3), (4100, 0.5)])
+    y = _downsample(x, RATE, 8000)
+    want = _tones(2000, 8000, [(3900, 0.3)])
+    assert np.abs(y - want)[500:-500].max() < 2e-3  # (the tones' abrupt start and end are broadband)
+
+
+@pytest.mark.parametrize("new_rate", [8000, 11025])
+def test_the_low_pass_in_segments_is_the_low_pass_of_the_whole(monkeypatch, new_rate):
+    """With margins of 256 samples, 6000 samples take several segments; the blocks they arrive in change nothing,
+    and the joins are as good as the margins (the whole signal's brick wall for reference)."""
+    monkeypatch.setattr(lowpass, "MARGIN", 256)
+    x = _tones(6000, RATE, [(300, 0.3), (1234, 0.2), (2500, 0.1)]) * np.hanning(6000)[:, None]
+    one = _downsample(x, RATE, new_rate)
+    assert lowpass.segment_sizes(RATE, new_rate)[2] < len(x) // 3
+    np.testing.assert_array_equal(_downsample(x, RATE, new_rate, (1000, 1001, 4096)), one)
+    g = math.gcd(RATE, new_rate)
+    padded = np.concatenate([x, np.zeros((-len(x) % (RATE // g) + RATE // g * 4096, 1))])  # no wrap-around
+    whole = lowpass._brick_wall(padded, new_rate // g, RATE // g)[:len(one)]
+    assert np.abs(one - whole).max() < 1e-3
 
 
 def test_frames_are_about_20_ms_within_the_format():
@@ -223,10 +260,15 @@ def test_decoding_is_the_same_with_one_or_two_threads_and_in_another_process(enc
 
 @pytest.mark.parametrize("new_rate", [8000, 44100])
 def test_decoding_at_another_rate_samples_the_same_field(voice, encoded, new_rate):
+    """Against the original at the new instants: band-limited interpolation above the file's rate, the ideal
+    low-pass (the whole signal's brick wall) below it."""
     out = snfcodec.decode(encoded.data, sample_rate=new_rate)
     assert out.shape == (round(len(voice) * new_rate / RATE), 1)
-    # against the original at those instants (band-limited interpolation of the input)
-    ref = _render(basis.analyse(voice.astype(np.float64), 256), 256, len(voice), RATE, new_rate)
+    if new_rate > RATE:
+        ref = _render(basis.analyse(voice.astype(np.float64), 256), 256, len(voice), RATE, new_rate)
+    else:
+        g = math.gcd(RATE, new_rate)
+        ref = lowpass._brick_wall(voice.astype(np.float64), new_rate // g, RATE // g)
     assert snfcodec.codec.psnr_float(out, ref.astype(np.float32)) > encoded.psnr - 3
 
 

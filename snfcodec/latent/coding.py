@@ -133,7 +133,7 @@ def reading_payload():
         yield
     except SnfFormatError:
         raise
-    except (KeyboardInterrupt, SystemExit):
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):  # GeneratorExit: a reader that stopped early
         raise
     except BaseException as exc:  # constriction's Rust panics derive from BaseException
         raise SnfFormatError(f"entropy-coded payload is corrupt: {exc}") from None

@@ -56,12 +56,16 @@ def laplace_probabilities(lo: int, hi: int, centre: float, b: float) -> np.ndarr
     F = np.where(z < 0, 0.0, 1.0)
     near = np.abs(z) <= 21.0 + 1.0 / b
     zn = z[near]
-    e = det_exp(-np.abs(zn))  # elementwise, so the same values as computing each side on its own
+    if centre == 0 and lo == -hi:  # edges ±(k − ½)/b: the same |z| twice, exactly, so e^-|z| once for both
+        half = det_exp(-zn[len(zn) // 2:])
+        e = np.concatenate([half[::-1], half])
+    else:
+        e = det_exp(-np.abs(zn))  # elementwise, so the same values as computing each side on its own
     F[near] = np.where(zn < 0, 0.5 * e, 1.0 - 0.5 * e)
     p = np.maximum(F[1:] - F[:-1], FLOOR)
     # fsum: correctly rounded, so no summation order to differ; the floored bins' exact sum is one term
     floored = p == FLOOR
-    return p / math.fsum(np.append(p[~floored], np.count_nonzero(floored) * FLOOR))
+    return p / math.fsum(p[~floored].tolist() + [np.count_nonzero(floored) * FLOOR])
 
 
 class LaplaceTables:

@@ -10,9 +10,8 @@ a sine-windowed cosine of frequency (k + ½)/(2N) cycles per original sample. At
 are the MDCT's synthesis functions, which overlap-add to the identity (time-domain aliasing cancellation), so the
 coefficients are the field's least-squares fit and coefficient errors are sample errors (orthonormal). At any
 other instants the same sum is the field sampled there: decoding at another rate evaluates it at t_j = j·old/new
-(sample 0 stays at t = 0, so a 2× decode interleaves the original samples, as for versions 1 and 2) and leaves
-out every component at or above the new Nyquist frequency, so the output is band-limited by construction and
-needs no PCM resampler.
+(sample 0 stays at t = 0, so a 2× decode interleaves the original samples, as for versions 1 and 2). Below the
+original rate the decoder low-passes the field first (:mod:`.lowpass`).
 """
 
 from __future__ import annotations
@@ -52,11 +51,6 @@ def analyse(samples: np.ndarray, N: int, first: int = 0, stop: int | None = None
     # frame m is two consecutive hops: the segment's hops m − first and m − first + 1
     hops = segment.reshape(stop - first + 1, N, C).transpose(2, 0, 1)  # (C, hops, N)
     return hops[:, :-1] @ basis[:N] + hops[:, 1:] @ basis[N:]
-
-
-def kept_components(N: int, rate: int, new_rate: int) -> int:
-    """Components below the Nyquist frequency of ``new_rate``: the k with (2k + 1)·rate < 2N·new_rate."""
-    return int(min(N, max(0, -(-(2 * N * new_rate - rate) // (2 * rate)))))
 
 
 def output_length(length: int, rate: int, new_rate: int) -> int:
@@ -106,14 +100,13 @@ def synthesise(coefficients: np.ndarray, N: int, rate: int, new_rate: int, first
     cos(θ_fk + i·ψ_k) = cos θ_fk·cos(i·ψ_k) − sin θ_fk·sin(i·ψ_k) with ψ_k = d·π(k + ½)/N: two matrices of i·ψ_k
     shared by every frame, two matrix products for all frames at once, whatever the ratio.
     """
-    C, F, width = coefficients.shape
-    K = min(width, kept_components(N, rate, new_rate))
+    C, F, K = coefficients.shape
     out = np.zeros((count, C))
     if K == 0:
         return out
     if new_rate == rate:
-        return _overlap_add(_inverse_mdct(coefficients[:, :, :K], N), N, first, origin, out)
-    coef = torch.from_numpy(np.ascontiguousarray(coefficients[:, :, :K]))
+        return _overlap_add(_inverse_mdct(coefficients, N), N, first, origin, out)
+    coef = torch.from_numpy(np.ascontiguousarray(coefficients))
     # In units of 1/(2·new): t_j = 2j·rate; frame m's support starts (τ = −½) at 2·new·(m − 1)·N − new.
     two_new = 2 * new_rate
     span = 2 * N * two_new  # a frame's support, in the same units

@@ -1,6 +1,7 @@
 """Decoding a version-3 audio file: parse, range-decode the context weights and then, window by window, the
 coefficients (exact integers, the same on every machine), evaluating the field at any sample rate as each
-window arrives (:mod:`.basis`) — memory for one window and the output, whatever the duration."""
+window arrives (:mod:`.basis`, low-passed below the file's rate by :mod:`.lowpass`) — memory for one window, one
+low-pass segment and the output, whatever the duration."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..latent import coding as latent_coding
 from ..latent.context import IntegerContext
-from . import basis, coding, context
+from . import basis, coding, context, lowpass
 from .bitstream import SpectralHeader
 
 SQRT_HALF = math.sqrt(0.5)
@@ -59,9 +60,9 @@ def windows(field: DecodedField) -> Iterator[tuple[int, np.ndarray]]:
             yield first, from_mid_side(coefficients) if h.transform == 1 else coefficients
 
 
-def blocks(field: DecodedField, sample_rate: int) -> Iterator[tuple[int, np.ndarray]]:
-    """The field at ``sample_rate`` Hz as (first sample, samples (n, C) float32 in [−1, 1]) blocks in order,
-    one a window: a window's samples are final once the next window's first frame has been added (frames
+def _field_blocks(field: DecodedField, sample_rate: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The field's sum at ``sample_rate`` Hz as (first sample, samples (n, C) float64, unclamped) blocks in
+    order, one a window: a window's samples are final once the next window's first frame has been added (frames
     overlap by one hop)."""
     h = field.header
     N, rate = h.frame, h.sample_rate
@@ -73,9 +74,24 @@ def blocks(field: DecodedField, sample_rate: int) -> Iterator[tuple[int, np.ndar
         local = basis.synthesise(coefficients, N, rate, sample_rate, first, done, max(0, end - done))
         local[:len(pending)] += pending[:len(local)]
         final = min(count, basis.first_sample(stop, N, rate, sample_rate)) - done  # before the next window
-        yield done, np.clip(local[:final], -1.0, 1.0).astype(np.float32)
+        yield done, local[:final]
         pending, done = local[final:], done + final
-    yield done, np.clip(pending[:count - done], -1.0, 1.0).astype(np.float32)
+    yield done, pending[:count - done]
+
+
+def blocks(field: DecodedField, sample_rate: int) -> Iterator[tuple[int, np.ndarray]]:
+    """The field at ``sample_rate`` Hz as (first sample, samples (n, C) float32 in [−1, 1]) blocks in order. At
+    or above the file's rate the field is evaluated at the new instants; below it, it is low-passed at the new
+    Nyquist frequency first (:mod:`.lowpass`)."""
+    h = field.header
+    if sample_rate < h.sample_rate:
+        count = basis.output_length(h.length, h.sample_rate, sample_rate)
+        source = lowpass.downsample(_field_blocks(field, h.sample_rate), h.length, h.channels, h.sample_rate,
+                                    sample_rate, count)
+    else:
+        source = _field_blocks(field, sample_rate)
+    for start, block in source:
+        yield start, np.clip(block, -1.0, 1.0).astype(np.float32)
 
 
 def sample(field: DecodedField, sample_rate: int) -> np.ndarray:
