@@ -49,23 +49,37 @@ def laplace_probabilities(lo: int, hi: int, centre: float, b: float) -> np.ndarr
 
     Each bin's mass is F(k + ½) − F(k − ½) with F the Laplace CDF, written so that only e^(≤ 0) is needed.
     A floor of 2^-30 keeps every symbol codable (constriction gives each at least its smallest probability).
-    F is evaluated only at edges within 21 + 1/b scales of the centre: a bin with an edge further out holds
-    under ½e^-21 < 2^-30 and is floored either way, so the table is the same, and wide alphabets are cheap.
+    F is evaluated only at the run of edges within 21 + 1/b scales of the centre: a bin with an edge further out
+    holds under ½e^-21 < 2^-30 and is floored either way, so the table is the same, and a wide alphabet costs
+    only its run (the audio tables have 32,767 bins).
     """
-    z = (np.arange(lo, hi + 2, dtype=np.float64) - 0.5 - centre) / b  # edges k − ½, k = lo … hi + 1
-    F = np.where(z < 0, 0.0, 1.0)
-    near = np.abs(z) <= 21.0 + 1.0 / b
-    zn = z[near]
-    if centre == 0 and lo == -hi:  # edges ±(k − ½)/b: the same |z| twice, exactly, so e^-|z| once for both
-        half = det_exp(-zn[len(zn) // 2:])
+    n = hi - lo + 1
+    reach = 21.0 + 1.0 / b
+    # z = (edge − centre)/b is monotone in the edge, so the edges with |z| ≤ reach are a run; find it in a window
+    # two edges wider than the real-number bounds (edge i is lo + i − ½)
+    w0 = min(n, max(0, math.floor(centre - reach * b - lo) - 2))
+    w1 = min(n, max(0, math.ceil(centre + reach * b - lo + 1) + 2))
+    z = (np.arange(lo + w0, lo + w1 + 1, dtype=np.float64) - 0.5 - centre) / b
+    near = np.flatnonzero(np.abs(z) <= reach)
+    if len(near) == 0:  # the centre is far outside the alphabet: every bin floored
+        return np.full(n, FLOOR / math.fsum([n * FLOOR]))
+    first, stop = max(0, near[0] - 1), min(len(z), near[-1] + 2)  # the run and one edge either side
+    zr = z[first:stop]
+    if centre == 0 and lo == -hi and w0 + first == n - (w0 + stop - 1):  # ±(k − ½)/b: each |z| twice, exactly
+        half = det_exp(-zr[len(zr) // 2:])
         e = np.concatenate([half[::-1], half])
     else:
-        e = det_exp(-np.abs(zn))  # elementwise, so the same values as computing each side on its own
-    F[near] = np.where(zn < 0, 0.5 * e, 1.0 - 0.5 * e)
-    p = np.maximum(F[1:] - F[:-1], FLOOR)
+        e = det_exp(-np.abs(zr))  # elementwise, so the same values as computing each edge on its own
+    F = np.where(zr < 0, 0.5 * e, 1.0 - 0.5 * e)
+    far = np.abs(zr) > reach
+    F[far] = (zr[far] >= 0).astype(np.float64)
+    run = np.maximum(F[1:] - F[:-1], FLOOR)  # bins w0 + first … w0 + stop − 2; every other bin is floored
+    kept = run[run != FLOOR]
     # fsum: correctly rounded, so no summation order to differ; the floored bins' exact sum is one term
-    floored = p == FLOOR
-    return p / math.fsum(p[~floored].tolist() + [np.count_nonzero(floored) * FLOOR])
+    total = math.fsum(kept.tolist() + [(n - len(kept)) * FLOOR])
+    p = np.full(n, FLOOR / total)
+    p[w0 + first:w0 + stop - 1] = run / total
+    return p
 
 
 class LaplaceTables:
