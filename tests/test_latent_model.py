@@ -321,17 +321,20 @@ def test_the_rate_controller_calibrates_once_against_the_exact_rate():
     target = torch.from_numpy(np.random.default_rng(0).uniform(0, 1, (16, 16, 3)).astype(np.float32))
     calls = []
 
-    def twice_the_float_rate(model, rounded):
-        assert all(torch.equal(g, torch.round(g)) for g in rounded)
-        calls.append(len(rounded))
-        with torch.no_grad():
-            return 2.0 * float(pyramid_bits(model, rounded))
+    def measured(latent_factor, network_bits):
+        def exact(rounded, lmbda):
+            assert all(torch.equal(g, torch.round(g)) for g in rounded) and lmbda > 0
+            calls.append(len(rounded))
+            with torch.no_grad():
+                return latent_factor * float(pyramid_bits(field.context, rounded)), network_bits
+        return exact
 
     lambdas = []
-    for exact in (None, twice_the_float_rate):
+    for exact in (None, measured(2.0, 0.0), measured(1.0, 2.0 * 256)):
         field = LatentField(16, 16, 3, LatentConfig(levels=3, width=8), (1.0, 1.0), torch.Generator().manual_seed(0))
         torch.manual_seed(0)
         lambdas.append(train(field, target, TrainOptions(steps=40, target_bpp=4.0, exact_bits=exact)).lmbda)
-    assert calls == [3]  # once, with every level
-    assert lambdas[1] > lambdas[0]  # the doubled rate raised λ
+    assert calls == [3, 3]  # once a fit, with every level
+    assert lambdas[1] > lambdas[0]  # the doubled latent rate raised λ
+    assert lambdas[2] > lambdas[0]  # so did networks measured at 2 bpp (the estimate: none)
 

@@ -76,13 +76,49 @@ def _integer_context(model: ContextModel, shift: int) -> tuple[list[np.ndarray],
     return weights, IntegerContext([w << shift for w in weights])
 
 
-def _exact_bits(shapes: list[tuple[int, int]]):
-    """Training's calibration (train.TrainOptions.exact_bits): the latent bits the integer model codes the rounded
-    latents in, at the best context-weight step."""
-    def exact(model: ContextModel, grids: list[torch.Tensor]) -> float:
+def _context_choice(model: ContextModel, shapes, latents) -> tuple:
+    """The context-weight step that spends fewest bits on weights and latents together: (total bits, integer
+    model, weight symbols, weight codes, plain latent pass)."""
+    best = None
+    for shift in CONTEXT_SHIFTS:
+        weights, ctx = _integer_context(model, shift)
+        plain = _latent_pass(shapes, ctx, latents, 0.0)
+        ctx_symbols, ctx_codes = coding.context_codes(weights, shift)
+        total = plain[2] + coding.weights_bits(ctx_symbols, ctx_codes)
+        if best is None or total < best[0]:
+            best = (total, ctx, ctx_symbols, ctx_codes, plain)
+    return best
+
+
+def _synthesis_choice(field: LatentField, grids, target: torch.Tensor, lmbda: float, rows=None) -> tuple:
+    """The synthesis step 2^-q with the least MSE + λ · bpp on the rounded latents ``grids`` (MSE on ``rows``
+    only, if given): (symbols, codes, bits)."""
+    H, W, C = target.shape
+    up = Upsampler(field.shapes, pixel_centres(H), pixel_centres(W), torch.float64)
+    x = up([torch.from_numpy(np.asarray(g, dtype=np.float64)) for g in grids], rows).reshape(-1, len(field.shapes))
+    want = (target if rows is None else target[rows]).reshape(-1, C).double()
+    best = None
+    for q in SYNTH_EXPONENTS:
+        symbols, codes = _synthesis_codes(field.synthesis.tensors(), q)
+        tensors = [torch.from_numpy(bitstream.dequantize_synthesis(s, c)).reshape(t.shape)
+                   for s, c, t in zip(symbols, codes, field.synthesis.tensors())]
+        with torch.no_grad():
+            mse = float(torch.mean((run(tensors, field.config.activation, x).clamp(0, 1) - want) ** 2))
+        bits = coding.weights_bits(symbols, codes)
+        cost = mse + lmbda * bits / (H * W)
+        if best is None or cost < best[0]:
+            best = (cost, symbols, codes, bits)
+    return best[1:]
+
+
+def _file_bits(field: LatentField, target: torch.Tensor):
+    """Training's calibration (train.TrainOptions.exact_bits): what the file would spend on the rounded latents
+    and outside them (networks quantized as :func:`encode` does, the synthesis step chosen on every fourth row)."""
+    def exact(grids: list[torch.Tensor], lmbda: float) -> tuple[float, float]:
         latents = [g.detach().double().numpy() for g in grids]
-        return min(_latent_pass(shapes, _integer_context(model, shift)[1], latents, 0.0)[2]
-                   for shift in CONTEXT_SHIFTS)
+        total, _, ctx_symbols, ctx_codes, plain = _context_choice(field.context, field.shapes, latents)
+        syn_bits = _synthesis_choice(field, latents, target, lmbda, torch.arange(0, target.shape[0], 4))[2]
+        return plain[2], total - plain[2] + syn_bits + _overhead_bits(field.config)
     return exact
 
 
@@ -137,7 +173,7 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     start = time.perf_counter()
     report = train(field, target, TrainOptions(
         options.steps, options.lr_latent, options.lr_network, options.noise_fraction, options.lmbda,
-        options.bpp, network_bits, _exact_bits(field.shapes), max_seconds=options.max_seconds,
+        options.bpp, network_bits, _file_bits(field, target), max_seconds=options.max_seconds,
         progress=options.progress, row_stride=options.row_stride, quantizer=options.quantizer,
         temperature=options.temperature))
     fit_seconds = time.perf_counter() - start
@@ -145,35 +181,10 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     latents = [g.detach().double().numpy() for g in field.grids]
     shapes = field.shapes
 
-    # Context weights: the step that spends fewest bits on weights and latents together.
-    best = None
-    for shift in CONTEXT_SHIFTS:
-        weights, ctx = _integer_context(field.context, shift)
-        plain = _latent_pass(shapes, ctx, latents, 0.0)
-        ctx_symbols, ctx_codes = coding.context_codes(weights, shift)
-        total = plain[2] + coding.weights_bits(ctx_symbols, ctx_codes)
-        if best is None or total < best[0]:
-            best = (total, ctx, ctx_symbols, ctx_codes, plain)
-    _, ctx, ctx_symbols, ctx_codes, plain = best
+    _, ctx, ctx_symbols, ctx_codes, plain = _context_choice(field.context, shapes, latents)
     grids = plain[0]
     ctx_bits = coding.weights_bits(ctx_symbols, ctx_codes)
-
-    # Synthesis weights: the step with the least MSE + λ · bpp on the rounded latents.
-    up = Upsampler(shapes, pixel_centres(H), pixel_centres(W), torch.float64)
-    x = up([torch.from_numpy(g.astype(np.float64)) for g in grids]).reshape(H * W, -1)
-    flat = target.reshape(H * W, C).double()
-    best = None
-    for q in SYNTH_EXPONENTS:
-        symbols, codes = _synthesis_codes(field.synthesis.tensors(), q)
-        tensors = [torch.from_numpy(bitstream.dequantize_synthesis(s, c)).reshape(t.shape)
-                   for s, c, t in zip(symbols, codes, field.synthesis.tensors())]
-        with torch.no_grad():
-            mse = float(torch.mean((run(tensors, config.activation, x).clamp(0, 1) - flat) ** 2))
-        bits = coding.weights_bits(symbols, codes)
-        cost = mse + lmbda * bits / (H * W)
-        if best is None or cost < best[0]:
-            best = (cost, symbols, codes, bits)
-    _, syn_symbols, syn_codes, syn_bits = best
+    syn_symbols, syn_codes, syn_bits = _synthesis_choice(field, grids, target, lmbda)
     outside = syn_bits + ctx_bits + _overhead_bits(config)
 
     def size(latent_pass: tuple) -> int:

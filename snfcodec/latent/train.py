@@ -42,15 +42,15 @@ import torch
 from tqdm import tqdm
 
 from ..grid import pixel_centres
-from .context import ContextModel, columns_bits, pyramid_bits, pyramid_columns
+from .context import columns_bits, pyramid_bits, pyramid_columns
 from .field import LatentField
 from .grids import Upsampler
 
 CONTROL_EVERY = 4  # steps between λ updates in a run of CONTROL_STEPS steps or more; shorter runs update
 CONTROL_STEPS = 600  # proportionally more often, so that λ moves as far per share of the schedule
-CALIBRATE_BEFORE = 0.1  # share of the schedule before the switch at which the exact rate is measured
+CALIBRATE_BEFORE = 0.2  # share of the schedule before the switch at which the exact rate is measured
 LAMBDA_GAIN = 0.15
-CONTROL_MARGIN = 1.0
+CONTROL_MARGIN = 1.02
 RATE_MEMORY = 0.5  # running mean of the rounded rate
 RATE_LOOKAHEAD = 5  # the controller acts on the running mean extrapolated this many control periods ahead
 LAMBDA_RANGE = (1e-6, 1.0)
@@ -71,8 +71,8 @@ class TrainOptions:
     lmbda: float | None = None  # fixed λ; None: follow target_bpp
     target_bpp: float | None = None  # bits per pixel the latents and networks should use together
     network_bits: float = 0.0  # estimated bits of the networks (counted in the rate, not trained on)
-    # (context model, rounded latents) → the bits the file's integer model codes them in; None: trust the float rate
-    exact_bits: Callable[[ContextModel, list[torch.Tensor]], float] | None = None
+    # (rounded latents, λ) → the bits the file would spend on them and outside them; None: trust the float rate
+    exact_bits: Callable[[list[torch.Tensor], float], tuple[float, float]] | None = None
     max_seconds: float | None = None
     progress: bool = False
     row_stride: int = 1  # distortion on every row_stride-th row a step (random offset): a cheaper, unbiased step
@@ -109,6 +109,7 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     psnr = bpp = float("nan")
     control_every = max(1, min(CONTROL_EVERY, round(CONTROL_EVERY * steps / CONTROL_STEPS)))
     scale = None  # exact / float latent bits, once calibrated
+    network_bits = options.network_bits  # until calibrated
     bar = tqdm(range(steps), desc="fit", disable=not options.progress, leave=False)
     step = 0
     for step in bar:
@@ -137,7 +138,7 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        bpp = (float(bits.detach()) + options.network_bits) / pixels
+        bpp = (float(bits.detach()) + network_bits) / pixels
         psnr = -10 * math.log10(max(float(mse.detach()), 1e-12))
         if options.lmbda is None and step % control_every == 0:
             if hard:  # this step's rate is that of the rounded latents
@@ -148,8 +149,9 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
                     latent_bits = float(pyramid_bits(field_.context, rounded_grids))
                 if (scale is None and options.exact_bits is not None
                         and frac >= options.noise_fraction - CALIBRATE_BEFORE):
-                    scale = options.exact_bits(field_.context, rounded_grids) / max(latent_bits, 1.0)
-            rounded = ((scale or 1.0) * latent_bits + options.network_bits) / pixels
+                    exact, network_bits = options.exact_bits(rounded_grids, lmbda)
+                    scale = exact / max(latent_bits, 1.0)
+            rounded = ((scale or 1.0) * latent_bits + network_bits) / pixels
             previous = rate_mean
             rate_mean = rounded if rate_mean is None else RATE_MEMORY * rate_mean + (1 - RATE_MEMORY) * rounded
             goal = CONTROL_MARGIN * options.target_bpp
