@@ -272,6 +272,12 @@ def test_decoding_at_another_rate_samples_the_same_field(voice, encoded, new_rat
     assert snfcodec.codec.psnr_float(out, ref.astype(np.float32)) > encoded.psnr - 3
 
 
+def test_a_rate_whose_segments_would_not_fit_is_refused(encoded, monkeypatch):
+    monkeypatch.setattr(lowpass, "MAX_SEGMENT_VALUES", 100_000)  # 8 kHz from 16 kHz needs 131,072
+    with pytest.raises(SnfInputError, match="low-pass segments of 131072 samples"):
+        snfcodec.decode(encoded.data, sample_rate=8000)
+
+
 def test_stereo_and_more_channels_round_trip():
     x = speechlike(6000, channels=2, seed=4)  # correlated channels: mid/side pays
     r = snfcodec.encode(x, sample_rate=RATE, kbps=96, effort="fast")

@@ -11,7 +11,8 @@ field to that precision.
 An ideal low-pass reaches every sample (its kernel decays as 1/t), so the signal is cut into segments of
 ``OUTPUT_SEGMENT`` and each is filtered with ``margin`` samples of context on both sides (overlap-save): on speech
 at 48 kHz the segmented decode is within 100 dB of the whole-signal one at a margin of 2^15 samples (96.6 at 2^14,
-90 at 2^12). Memory: one segment, whatever the duration.
+90 at 2^12). Memory: one segment, whatever the duration — four margins of q·2^k ≥ 2^15 samples for R′/R = p/q in
+lowest terms, so a request whose q would need more than ``MAX_SEGMENT_VALUES`` is refused.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..errors import SnfInputError
+
 MARGIN = 1 << 15  # samples of context each side of a segment, at the original rate (at least)
+MAX_SEGMENT_VALUES = 1 << 24  # samples × channels of one segment (its spectrum takes twice that in memory)
 
 
 def segment_sizes(rate: int, new_rate: int) -> tuple[int, int, int, int]:
@@ -51,6 +55,10 @@ def downsample(blocks: Iterable[tuple[int, np.ndarray]], length: int, channels: 
     (first output sample, (m, C) float64) of its ideal low-pass sampled at ``new_rate`` < ``rate`` (output j at
     t_j = j·rate/new), ``count`` samples in all; zero outside the signal."""
     p, q, body, margin = segment_sizes(rate, new_rate)
+    if (body + 2 * margin) * channels > MAX_SEGMENT_VALUES:
+        raise SnfInputError(f"decoding {rate} Hz audio at {new_rate} Hz needs low-pass segments of "
+                            f"{body + 2 * margin} samples ({new_rate}/{rate} reduces to {p}/{q}); ask for a rate "
+                            "with a simpler ratio to the file's")
     out_body = body // q * p
     held, held_from = np.zeros((0, channels)), 0  # input samples held_from … held_from + len(held) − 1
     source = iter(blocks)
