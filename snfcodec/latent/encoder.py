@@ -77,16 +77,16 @@ def _integer_context(model: ContextModel, shift: int) -> tuple[list[np.ndarray],
 
 
 def _context_choice(model: ContextModel, shapes, latents) -> tuple:
-    """The context-weight step that spends fewest bits on weights and latents together: (total bits, integer
-    model, weight symbols, weight codes, plain latent pass)."""
-    best = None
+    """The context-weight step that spends fewest bits on weights and latents together: (integer model, weight
+    symbols, weight codes, weight bits, plain latent pass)."""
+    best, best_total = None, None
     for shift in CONTEXT_SHIFTS:
         weights, ctx = _integer_context(model, shift)
         plain = _latent_pass(shapes, ctx, latents, 0.0)
         ctx_symbols, ctx_codes = coding.context_codes(weights, shift)
-        total = plain[2] + coding.weights_bits(ctx_symbols, ctx_codes)
-        if best is None or total < best[0]:
-            best = (total, ctx, ctx_symbols, ctx_codes, plain)
+        ctx_bits = coding.weights_bits(ctx_symbols, ctx_codes)
+        if best is None or plain[2] + ctx_bits < best_total:
+            best, best_total = (ctx, ctx_symbols, ctx_codes, ctx_bits, plain), plain[2] + ctx_bits
     return best
 
 
@@ -116,9 +116,9 @@ def _file_bits(field: LatentField, target: torch.Tensor):
     and outside them (networks quantized as :func:`encode` does, the synthesis step chosen on every fourth row)."""
     def exact(grids: list[torch.Tensor], lmbda: float) -> tuple[float, float]:
         latents = [g.detach().double().numpy() for g in grids]
-        total, _, ctx_symbols, ctx_codes, plain = _context_choice(field.context, field.shapes, latents)
+        *_, ctx_bits, plain = _context_choice(field.context, field.shapes, latents)
         syn_bits = _synthesis_choice(field, latents, target, lmbda, torch.arange(0, target.shape[0], 4))[2]
-        return plain[2], total - plain[2] + syn_bits + _overhead_bits(field.config)
+        return plain[2], ctx_bits + syn_bits + _overhead_bits(field.config)
     return exact
 
 
@@ -181,9 +181,8 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     latents = [g.detach().double().numpy() for g in field.grids]
     shapes = field.shapes
 
-    _, ctx, ctx_symbols, ctx_codes, plain = _context_choice(field.context, shapes, latents)
+    ctx, ctx_symbols, ctx_codes, ctx_bits, plain = _context_choice(field.context, shapes, latents)
     grids = plain[0]
-    ctx_bits = coding.weights_bits(ctx_symbols, ctx_codes)
     syn_symbols, syn_codes, syn_bits = _synthesis_choice(field, grids, target, lmbda)
     outside = syn_bits + ctx_bits + _overhead_bits(config)
 
