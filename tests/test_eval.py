@@ -244,3 +244,25 @@ def test_scale_eval_runs_each_size_in_its_own_process(tmp_path):
         assert 0 < row["fit_share"] < 1 and row["peak_rss_mb"] >= row["encode_peak_rss_mb"] > 50
         assert row["decode2x_seconds_cpu"] > 0
     assert "relative to the first size: 1.00x" in r.output
+
+
+def test_latent_curve_encodes_every_alpha_at_every_step_count(tmp_path):
+    from click.testing import CliRunner
+
+    from snfcodec.eval import curve
+
+    with Image.open(os.path.join(os.path.dirname(__file__), "..", "samples", "images", "astronaut_face.png")) as im:
+        im.convert("RGB").resize((48, 48), Image.LANCZOS).save(tmp_path / "p.png")
+    out = tmp_path / "c"
+    r = CliRunner().invoke(curve.main, [str(tmp_path / "p.png"), "--bpp", "6", "--steps", "8,16", "--alphas",
+                                        "1,1;2,1", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = json.loads((out / "curve.json").read_text())
+    assert [(row["alpha_first"], row["alpha_hidden"], row["steps"]) for row in rows] == \
+        [(1, 1, 8), (1, 1, 16), (2, 1, 8), (2, 1, 16)]
+    assert all(row["bpp"] <= 6 and row["psnr"] > 10 and row["seconds"] >= row["fit_seconds"] > 0 for row in rows)
+    assert rows[0]["psnr"] != rows[2]["psnr"]  # α reached the synthesis network
+    assert (out / "curve.png").stat().st_size > 0
+    assert len((out / "curve.csv").read_text().splitlines()) == 1 + 4
+    bad = CliRunner().invoke(curve.main, [str(tmp_path / "p.png"), "--alphas", "1,0", "--out", str(out)])
+    assert bad.exit_code != 0 and "positive pairs" in bad.output
