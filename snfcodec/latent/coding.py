@@ -50,10 +50,18 @@ def walk(shapes: list[tuple[int, int]], context: IntegerContext, choose: Chooser
     return grids
 
 
-def encoder_chooser(latents: list[np.ndarray], deadzone: float, record: list) -> Chooser:
-    """Round the trained latents (float (h, w) each) towards the predicted centre by ``deadzone`` (0: plain
-    rounding; larger values spend fewer bits), clamp them to what the tables and the format can code, and
-    append (residuals, tables) of each pass to ``record``."""
+def encoder_chooser(latents: list[np.ndarray], record: list, deadzone: float = 0.0, slope: float = 0.0,
+                    weights=None) -> Chooser:
+    """Round the trained latents (float (h, w) each), clamp them to what the tables and the format can code, and
+    append (residuals, tables) of each pass to ``record``. Two ways to spend fewer bits than plain rounding:
+
+    - ``slope`` > 0 (the trim the encoder tries first): a latent moves one step towards its predicted centre
+      where that saves bits at less than ``slope`` distortion a bit: weights[l] · ((y − q′)² − (y − q)²) <
+      slope · (bits(q) − bits(q′)), weights[l] the distortion a squared unit change of a level-l latent causes
+      (so the latents whose move saves most for least go first);
+    - ``deadzone`` > 0: every latent rounded towards the centre by that much (a blunt fallback: it moves first the
+      latents that sit half a step from the centre, which save nothing).
+    """
 
     def choose(l, where, table, centre):
         y = latents[l].reshape(-1)[where]
@@ -61,7 +69,14 @@ def encoder_chooser(latents: list[np.ndarray], deadzone: float, record: list) ->
         d = y - exact_centre
         q = np.rint(exact_centre + np.sign(d) * np.maximum(np.abs(d) - deadzone, 0.0)).astype(np.int64)
         radius = tables.LATENT.radius
-        q = np.clip(q, np.maximum(centre - radius, -MAX_LATENT), np.minimum(centre + radius, MAX_LATENT))
+        lo, hi = np.maximum(centre - radius, -MAX_LATENT), np.minimum(centre + radius, MAX_LATENT)
+        q = np.clip(q, lo, hi)
+        if slope > 0:
+            toward = np.clip(q - np.sign(q - exact_centre).astype(np.int64), lo, hi)
+            saved = (tables.LATENT.symbol_bits(q - centre, table)
+                     - tables.LATENT.symbol_bits(toward - centre, table))
+            cost = weights[l] * ((y - toward) ** 2 - (y - q) ** 2)
+            q = np.where((saved > 0) & (cost < slope * saved), toward, q)
         record.append((q - centre, table))
         return q
 

@@ -92,6 +92,7 @@ class LaplaceTables:
         self.offsets, self.radius = offsets, radius
         self._models: dict[int, object] = {}
         self._bits: dict[int, np.ndarray] = {}
+        self._matrix: np.ndarray | None = None  # (count, 2·radius + 1) bits of every table, built on first use
 
     @property
     def count(self) -> int:
@@ -127,6 +128,13 @@ class LaplaceTables:
         if t not in self._bits:
             self._bits[t] = -np.log2(self.probabilities(t))
         return self._bits[t]
+
+    def symbol_bits(self, residuals: np.ndarray, table: np.ndarray) -> np.ndarray:
+        """−log2 P of each residual (n,) under its own table (n,): the cost of single latents, for the encoder's
+        trim (residuals within ±radius)."""
+        if self._matrix is None:
+            self._matrix = np.stack([self.bits(t) for t in range(self.count)])
+        return self._matrix[table, residuals + self.radius]
 
     def encode(self, encoder, residuals: np.ndarray, table: np.ndarray) -> None:
         """Code one pass: residuals (n,) int in −radius..radius, table (n,) int table indices."""
