@@ -1,5 +1,9 @@
 """Decoding a version-3 file: parse, range-decode the networks and the latents (exact integers, the same on
-every machine), then sample the field at any grid of canvas positions, band by band, in float64 on the CPU."""
+every machine), then sample the field at any grid of canvas positions, band by band, in float64 on the CPU.
+
+Every operand of a matrix product is copied into torch's own (64-byte aligned) memory first: MKL's summation
+order can depend on an operand's alignment, and NumPy's buffers are aligned to 16 bytes only, so products on
+them may differ in the last bit from one call to the next."""
 
 from __future__ import annotations
 
@@ -35,7 +39,7 @@ def read_field(data: bytes) -> DecodedField:
         synth = []
         for code, shape in zip(header.synthesis, header.synthesis_shapes()):
             k = tables.decode_weights(decoder, math.prod(shape), code.lo, code.hi, code.scale_index)
-            synth.append(torch.from_numpy(bitstream.dequantize_synthesis(k, code)).reshape(shape))
+            synth.append(torch.tensor(bitstream.dequantize_synthesis(k, code)).reshape(shape))
         context = IntegerContext(coding.decode_context(decoder, header.context, header.context_shapes()))
         shapes = level_shapes(header.height, header.width, header.config.levels)
         grids = coding.walk(shapes, context, coding.decoder_chooser(decoder))
@@ -46,7 +50,7 @@ def sample(field: DecodedField, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     """The field at canvas positions rows × cols → (len(rows), len(cols), C) uint8."""
     header = field.header
     shapes = [g.shape for g in field.grids]
-    grids = [torch.from_numpy(g.astype(np.float64)) for g in field.grids]
+    grids = [torch.tensor(g, dtype=torch.float64) for g in field.grids]
     out = np.empty((len(rows), len(cols), header.channels), dtype=np.uint8)
     band = max(1, BAND_VALUES // (len(cols) * len(shapes)))
     for r in range(0, len(rows), band):

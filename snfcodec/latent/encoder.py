@@ -102,12 +102,12 @@ def _synthesis_choice(field: LatentField, grids, target: torch.Tensor, lmbda: fl
     only, if given): (symbols, codes, bits)."""
     H, W, C = target.shape
     up = Upsampler(field.shapes, pixel_centres(H), pixel_centres(W), torch.float64)
-    x = up([torch.from_numpy(np.asarray(g, dtype=np.float64)) for g in grids], rows).reshape(-1, len(field.shapes))
+    x = up([torch.tensor(np.asarray(g), dtype=torch.float64) for g in grids], rows).reshape(-1, len(field.shapes))
     want = (target if rows is None else target[rows]).reshape(-1, C).double()
     best = None
     for q in SYNTH_EXPONENTS:
         symbols, codes = _synthesis_codes(field.synthesis.tensors(), q)
-        tensors = [torch.from_numpy(bitstream.dequantize_synthesis(s, c)).reshape(t.shape)
+        tensors = [torch.tensor(bitstream.dequantize_synthesis(s, c)).reshape(t.shape)
                    for s, c, t in zip(symbols, codes, field.synthesis.tensors())]
         with torch.no_grad():
             mse = float(torch.mean((run(tensors, field.config.activation, x).clamp(0, 1) - want) ** 2))

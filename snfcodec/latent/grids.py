@@ -95,7 +95,7 @@ class _Reader:
         taps = AxisTaps.at(positions, level, size)
         self.matrix = None
         if not self.copy and len(positions) * size <= DENSE_LIMIT:
-            self.matrix = torch.from_numpy(taps.dense(size)).to(device=device, dtype=dtype)
+            self.matrix = torch.tensor(taps.dense(size), dtype=dtype, device=device)  # torch's aligned memory
         self.index = torch.from_numpy(taps.index).to(device)
         self.weight = torch.from_numpy(taps.weight).to(device=device, dtype=dtype)
 
