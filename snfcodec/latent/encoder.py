@@ -146,13 +146,11 @@ def _sensitivity(field: LatentField, grids, target: torch.Tensor) -> np.ndarray:
     return total / SENSITIVITY_PROBES
 
 
-def _trim(shapes, ctx: IntegerContext, latents, weights: np.ndarray, plain: tuple,
+def _trim(shapes, ctx: IntegerContext, latents, weights: np.ndarray,
           fits: Callable[[tuple], bool]) -> tuple[float, float, tuple | None]:
-    """The cheapest latent pass that ``fits``: (dead zone, slope, pass). Plain rounding if it fits; else the
+    """The cheapest latent pass that ``fits`` where plain rounding does not: (dead zone, slope, pass). The
     smallest slope (:func:`coding.encoder_chooser`, to SLOPE_RESOLUTION) whose pass fits; else the smallest dead
     zone; (DEADZONE_MAX, 0, None) if nothing fits."""
-    if fits(plain):
-        return 0.0, 0.0, plain
     lo, hi = SLOPE_RANGE
     chosen = _latent_pass(shapes, ctx, latents, slope=hi, weights=weights)
     if not fits(chosen):
@@ -241,7 +239,7 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     while True:
         if limit is not None and size(chosen) > limit:
             weights = _sensitivity(field, grids, target) if weights is None else weights
-            deadzone, slope, chosen = _trim(shapes, ctx, latents, weights, plain, lambda p: size(p) <= limit)
+            deadzone, slope, chosen = _trim(shapes, ctx, latents, weights, lambda p: size(p) <= limit)
             if chosen is None:
                 raise SnfInputError(f"could not meet the rate target of {budget} bytes; ask for a higher rate")
         encoder = coding.new_encoder()
