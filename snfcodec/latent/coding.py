@@ -23,6 +23,9 @@ from .context import COARSE, MAX_LATENT, SUBLATTICES, IntegerContext, checkerboa
 Chooser = Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
+PREDICT_POSITIONS = 1 << 18  # latents whose contexts are predicted at once
+
+
 def walk(shapes: list[tuple[int, int]], context: IntegerContext, choose: Chooser) -> list[np.ndarray]:
     """Visit every latent in decoding order → the levels (h, w) int64, finest first."""
     grids = [np.zeros(s, dtype=np.int64) for s in shapes]
@@ -41,16 +44,21 @@ def walk(shapes: list[tuple[int, int]], context: IntegerContext, choose: Chooser
                 if hs * ws == 0:
                     continue
                 cols = sublattice_columns(gp, pp, r0, c0, h, w)
-                x = np.zeros((len(cols) if pp is not None else COARSE + len(cols), hs, ws))  # (features, …)
-                for k, c in enumerate(cols, start=len(x) - len(cols)):  # no parent: its nine stay zero
-                    x[k] = c
-                x = x.reshape(len(x), hs * ws)
-                table[r0::2, c0::2], centre[r0::2, c0::2] = (v.reshape(hs, ws) for v in context.predict(p, x.T))
+                features = len(cols) if pp is not None else COARSE + len(cols)
+                step = max(1, PREDICT_POSITIONS // ws)
+                for i in range(0, hs, step):  # in bands of rows: bounded memory, the same integers
+                    n = min(step, hs - i)
+                    x = np.zeros((features, n, ws))
+                    for k, c in enumerate(cols, start=features - len(cols)):  # no parent: its nine stay zero
+                        x[k] = c[i:i + n]
+                    predicted = context.predict(p, x.reshape(features, n * ws).T)
+                    table[r0::2, c0::2][i:i + n], centre[r0::2, c0::2][i:i + n] = (
+                        v.reshape(n, ws) for v in predicted)
             flat[where] = choose(l, where, table.reshape(-1)[where], centre.reshape(-1)[where])
     return grids
 
 
-def encoder_chooser(latents: list[np.ndarray], record: list, deadzone: float = 0.0, slope: float = 0.0,
+def encoder_chooser(latents: list[np.ndarray], record, deadzone: float = 0.0, slope: float = 0.0,
                     weights=None) -> Chooser:
     """Round the trained latents (float (h, w) each), clamp them to what the tables and the format can code, and
     append (residuals, tables) of each pass to ``record``. Two ways to spend fewer bits than plain rounding:

@@ -193,7 +193,18 @@ def pyramid_bits(model: ContextModel, grids: list[torch.Tensor]) -> torch.Tensor
 
 def pyramid_columns(grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A pyramid's latents and their contexts, (y, x0, x1) of :class:`_Columns` (differentiable)."""
-    return _Columns.apply(*grids)
+    return _Columns.apply(len(grids), *(torch.nn.functional.pad(g, (1, 1, 1, 1)) for g in grids))
+
+
+def band_columns(band: torch.Tensor, parent: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The latents of a band of rows [a, a + h) of one level (a even) and their contexts, as
+    :func:`pyramid_columns` gives them for those positions of the whole pyramid.
+
+    band: (h + 2, w + 2), the band bordered by its level's rows a − 1 and a + h and by zero columns (zero rows
+    past the level's edge); parent: (⌈h / 2⌉ + 2, ⌈w / 2⌉ + 2), the parent level's rows a / 2 − 1 … bordered the
+    same way, or None for the coarsest level. (Banded training of a large photo: bounded memory, the same bits.)
+    """
+    return _Columns.apply(1, band, *(() if parent is None else (parent,)))
 
 
 def columns_bits(model: ContextModel, columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -203,12 +214,13 @@ def columns_bits(model: ContextModel, columns: tuple[torch.Tensor, torch.Tensor,
     return laplace_bits(y, torch.cat([mu0, mu1]), torch.cat([log_b0, log_b1])).sum()
 
 
-def _sublattices(padded: list[torch.Tensor]):
-    """For every non-empty sublattice of every level (``padded``: the levels, zero-padded by one): its pass p,
-    its latents' slice of y, its columns' slice of x_p, its latents as a view into ``padded``, its context as
-    (row of x_p, view) pairs, and whether it has a parent (the coarsest level's parent rows are zero). Forward
-    gathers through these views and backward scatters into them."""
-    shapes = [(g.shape[0] - 2, g.shape[1] - 2) for g in padded]
+def _sublattices(padded: list[torch.Tensor], levels: int):
+    """For every non-empty sublattice of each of the first ``levels`` levels (``padded``: the levels, bordered by
+    one, and perhaps the next level as their parent): its pass p, its latents' slice of y, its columns' slice
+    of x_p, its latents as a view into ``padded``, its context as (row of x_p, view) pairs, and whether it has a
+    parent (the coarsest level's parent rows are zero). Forward gathers through these views and backward
+    scatters into them."""
+    shapes = [(g.shape[0] - 2, g.shape[1] - 2) for g in padded[:levels]]
     n0 = _counts(shapes)[0]
     start = [0, 0]  # next column of each pass
     for l, (h, w) in enumerate(shapes):
@@ -243,32 +255,33 @@ class _Columns(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, *grids):
-        n0, n1 = _counts([tuple(g.shape) for g in grids])
-        padded = [torch.nn.functional.pad(g, (1, 1, 1, 1)) for g in grids]
-        y = grids[0].new_empty(n0 + n1)
-        xs = (grids[0].new_empty(COARSE, n0), grids[0].new_empty(COARSE + SAME, n1))
-        for p, ys, cols, own, views, parent in _sublattices(padded):
+    def forward(ctx, levels, *padded):
+        """``levels``: how many of ``padded`` (each a level bordered by one) are coded; a last one more is only
+        their parent."""
+        n0, n1 = _counts([(g.shape[0] - 2, g.shape[1] - 2) for g in padded[:levels]])
+        y = padded[0].new_empty(n0 + n1)
+        xs = (padded[0].new_empty(COARSE, n0), padded[0].new_empty(COARSE + SAME, n1))
+        for p, ys, cols, own, views, parent in _sublattices(padded, levels):
             y[ys].view(own.shape).copy_(own)
             if not parent:
                 xs[p][:COARSE, cols] = 0
             for k, view in views:
                 xs[p][k, cols].view(own.shape).copy_(view)
-        ctx.shapes = [tuple(g.shape) for g in grids]
+        ctx.levels, ctx.shapes = levels, [tuple(g.shape) for g in padded]
         return (y,) + xs
 
     @staticmethod
     def backward(ctx, gy, gx0, gx1):
         ref = next(g for g in (gy, gx0, gx1) if g is not None)
-        padded = [ref.new_zeros(h + 2, w + 2) for h, w in ctx.shapes]
-        for p, ys, cols, own, views, _ in _sublattices(padded):
+        padded = [ref.new_zeros(shape) for shape in ctx.shapes]
+        for p, ys, cols, own, views, _ in _sublattices(padded, ctx.levels):
             gx = (gx0, gx1)[p]
             if gx is not None:
                 for k, view in views:
                     view.add_(gx[k, cols].view(own.shape))
             if gy is not None:
                 own.add_(gy[ys].view(own.shape))
-        return tuple(g[1:-1, 1:-1] for g in padded)
+        return (None, *padded)
 
 
 class IntegerContext:

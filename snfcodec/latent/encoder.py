@@ -20,13 +20,11 @@ import numpy as np
 import torch
 
 from ..errors import SnfInputError
-from ..grid import pixel_centres
-from . import bitstream, coding, tables
+from . import bands, bitstream, coding, tables
 from .bitstream import LatentHeader
 from .coding import TensorCode
 from .context import ContextModel, IntegerContext, quantize_context
 from .field import LatentConfig, LatentField, network_size
-from .grids import Upsampler
 from .synthesis import run
 from .train import TrainOptions, TrainReport, train
 
@@ -83,17 +81,20 @@ def _integer_context(model: ContextModel, shift: int) -> tuple[list[np.ndarray],
     return weights, IntegerContext([w << shift for w in weights])
 
 
-def _context_choice(model: ContextModel, shapes, latents) -> tuple:
+def _context_choice(model: ContextModel, shapes, latents, keep: bool = True) -> tuple:
     """The context-weight step that spends fewest bits on weights and latents together: (integer model, weight
-    symbols, weight codes, weight bits, plain latent pass)."""
+    symbols, weight codes, weight bits, plain latent pass). The candidates' passes are only counted, and the
+    winner's coded again if ``keep`` (one pass in memory at a time: 0.4 GB of a 12 MP photo's peak)."""
     best, best_total = None, None
     for shift in CONTEXT_SHIFTS:
         weights, ctx = _integer_context(model, shift)
-        plain = _latent_pass(shapes, ctx, latents)
+        plain = _latent_pass(shapes, ctx, latents, keep=False)
         ctx_symbols, ctx_codes = coding.context_codes(weights, shift)
         ctx_bits = coding.weights_bits(ctx_symbols, ctx_codes)
         if best is None or plain[2] + ctx_bits < best_total:
             best, best_total = (ctx, ctx_symbols, ctx_codes, ctx_bits, plain), plain[2] + ctx_bits
+    if keep:
+        best = best[:4] + (_latent_pass(shapes, best[0], latents),)
     return best
 
 
@@ -101,18 +102,26 @@ def _synthesis_choice(field: LatentField, grids, target: torch.Tensor, lmbda: fl
     """The synthesis step 2^-q with the least MSE + λ · bpp on the rounded latents ``grids`` (MSE on ``rows``
     only, if given): (symbols, codes, bits)."""
     H, W, C = target.shape
-    up = Upsampler(field.shapes, pixel_centres(H), pixel_centres(W), torch.float64)
-    x = up([torch.tensor(np.asarray(g), dtype=torch.float64) for g in grids], rows).reshape(-1, len(field.shapes))
-    want = (target if rows is None else target[rows]).reshape(-1, C).double()
-    best = None
+    up = bands.upsampler(field.shapes, H, W, torch.float64)
+    levels = [torch.tensor(np.asarray(g), dtype=torch.float64) for g in grids]
+    candidates = []
     for q in SYNTH_EXPONENTS:
         symbols, codes = _synthesis_codes(field.synthesis.tensors(), q)
         tensors = [torch.tensor(bitstream.dequantize_synthesis(s, c)).reshape(t.shape)
                    for s, c, t in zip(symbols, codes, field.synthesis.tensors())]
+        candidates.append((symbols, codes, tensors))
+    sse, count = np.zeros(len(candidates)), 0
+    for part in bands.row_bands(rows, H, W):
+        x = up(levels, part).reshape(-1, len(field.shapes))
+        want = (target if part is None else target[part]).reshape(-1, C).double()
+        count += want.numel()
         with torch.no_grad():
-            mse = float(torch.mean((run(tensors, field.config.activation, x).clamp(0, 1) - want) ** 2))
+            for k, (_, _, tensors) in enumerate(candidates):
+                sse[k] += float(torch.sum((run(tensors, field.config.activation, x).clamp(0, 1) - want) ** 2))
+    best = None
+    for (symbols, codes, _), error in zip(candidates, sse):
         bits = coding.weights_bits(symbols, codes)
-        cost = mse + lmbda * bits / (H * W)
+        cost = error / count + lmbda * bits / (H * W)
         if best is None or cost < best[0]:
             best = (cost, symbols, codes, bits)
     return best[1:]
@@ -123,7 +132,7 @@ def _file_bits(field: LatentField, target: torch.Tensor):
     and outside them (networks quantized as :func:`encode` does, the synthesis step chosen on every fourth row)."""
     def exact(grids: list[torch.Tensor], lmbda: float) -> tuple[float, float]:
         latents = [g.detach().double().numpy() for g in grids]
-        *_, ctx_bits, plain = _context_choice(field.context, field.shapes, latents)
+        *_, ctx_bits, plain = _context_choice(field.context, field.shapes, latents, keep=False)
         syn_bits = _synthesis_choice(field, latents, target, lmbda, torch.arange(0, target.shape[0], 4))[2]
         return plain[2], ctx_bits + syn_bits + _overhead_bits(field.config)
     return exact
@@ -133,61 +142,75 @@ def _sensitivity(field: LatentField, grids, target: torch.Tensor) -> np.ndarray:
     """Per level, the distortion (sum of squared [0, 1] pixel errors) a unit change of one latent causes, on
     average: E‖∂out/∂y‖² by random ±1 projections of the output (Hutchinson), on the latents ``grids``."""
     H, W, C = target.shape
-    up = Upsampler(field.shapes, pixel_centres(H), pixel_centres(W))
-    ys = [torch.tensor(np.asarray(g, dtype=np.float32), requires_grad=True) for g in grids]
+    up = bands.upsampler(field.shapes, H, W)
+    ys = [torch.tensor(np.asarray(g, dtype=np.float32)) for g in grids]
+    sums = [[torch.zeros_like(y) for y in ys] for _ in range(SENSITIVITY_PROBES)]  # J^T v, per probe and level
     generator = torch.Generator().manual_seed(0)
     with torch.enable_grad():
-        out = field.synthesis(up(ys).reshape(H * W, -1))
-        total = np.zeros(len(ys))
-        for k in range(SENSITIVITY_PROBES):
-            v = torch.randint(0, 2, out.shape, generator=generator).to(out.dtype) * 2 - 1
-            grads = torch.autograd.grad(out, ys, v, retain_graph=k < SENSITIVITY_PROBES - 1)
-            total += [float(g.double().pow(2).mean()) for g in grads]
-    return total / SENSITIVITY_PROBES
+        for part in bands.row_bands(None, H, W):
+            spans = [(0, y.shape[0]) for y in ys] if part is None else up.windows(part)
+            leaves = bands.windows_of(ys, spans, True)
+            out = field.synthesis(up(leaves, part, [lo for lo, _ in spans]).reshape(-1, len(ys)))
+            for k in range(SENSITIVITY_PROBES):
+                v = torch.randint(0, 2, out.shape, generator=generator).to(out.dtype) * 2 - 1
+                grads = torch.autograd.grad(out, leaves, v, retain_graph=k < SENSITIVITY_PROBES - 1)
+                for total, g, (lo, hi) in zip(sums[k], grads, spans):
+                    total[lo:hi] += g
+    return np.mean([[float(g.double().pow(2).mean()) for g in probe] for probe in sums], axis=0)
 
 
 def _trim(shapes, ctx: IntegerContext, latents, weights: np.ndarray,
           fits: Callable[[tuple], bool]) -> tuple[float, float, tuple | None]:
     """The cheapest latent pass that ``fits`` where plain rounding does not: (dead zone, slope, pass). The
     smallest slope (:func:`coding.encoder_chooser`, to SLOPE_RESOLUTION) whose pass fits; else the smallest dead
-    zone; (DEADZONE_MAX, 0, None) if nothing fits."""
+    zone; (DEADZONE_MAX, 0, None) if nothing fits. The trials are only counted; the choice is coded again."""
     lo, hi = SLOPE_RANGE
-    chosen = _latent_pass(shapes, ctx, latents, slope=hi, weights=weights)
-    if not fits(chosen):
+    if not fits(_latent_pass(shapes, ctx, latents, slope=hi, weights=weights, keep=False)):
         deadzone, chosen = _deadzone(shapes, ctx, latents, fits)
         return deadzone, 0.0, chosen
     while hi / lo > SLOPE_RESOLUTION:
         mid = math.sqrt(lo * hi)
-        trial = _latent_pass(shapes, ctx, latents, slope=mid, weights=weights)
-        if fits(trial):
-            hi, chosen = mid, trial
+        if fits(_latent_pass(shapes, ctx, latents, slope=mid, weights=weights, keep=False)):
+            hi = mid
         else:
             lo = mid
-    return 0.0, hi, chosen
+    return 0.0, hi, _latent_pass(shapes, ctx, latents, slope=hi, weights=weights)
 
 
 def _deadzone(shapes, ctx: IntegerContext, latents, fits: Callable[[tuple], bool]):
     """The smallest dead zone (to DEADZONE_RESOLUTION) whose latent pass ``fits``, and that pass; (DEADZONE_MAX,
     None) if none does."""
     lo, hi = 0.0, DEADZONE_MAX
-    chosen = _latent_pass(shapes, ctx, latents, hi)
-    if not fits(chosen):
+    if not fits(_latent_pass(shapes, ctx, latents, hi, keep=False)):
         return hi, None
     while hi - lo > DEADZONE_RESOLUTION:
         mid = 0.5 * (lo + hi)
-        trial = _latent_pass(shapes, ctx, latents, mid)
-        if fits(trial):
-            hi, chosen = mid, trial
+        if fits(_latent_pass(shapes, ctx, latents, mid, keep=False)):
+            hi = mid
         else:
             lo = mid
-    return hi, chosen
+    return hi, _latent_pass(shapes, ctx, latents, hi)
 
 
 def _latent_pass(shapes, context: IntegerContext, latents, deadzone: float = 0.0, slope: float = 0.0,
-                 weights=None) -> tuple[list[np.ndarray], list, float]:
-    record: list = []
-    grids = coding.walk(shapes, context, coding.encoder_chooser(latents, record, deadzone, slope, weights))
-    return grids, record, sum(tables.LATENT.residual_bits(r, t) for r, t in record)
+                 weights=None, keep: bool = True) -> tuple[list[np.ndarray] | None, list | None, float]:
+    """The latents coded with ``context`` → (their integer grids, (residuals, tables) of each pass, bits); with
+    ``keep`` False only the bits (the other two None)."""
+    tally = _Tally(keep)
+    grids = coding.walk(shapes, context, coding.encoder_chooser(latents, tally, deadzone, slope, weights))
+    return (grids if keep else None), (tally.record if keep else None), tally.bits
+
+
+class _Tally:
+    """What :func:`coding.encoder_chooser` records: the bits the tables count, and the passes if ``keep``."""
+
+    def __init__(self, keep: bool):
+        self.bits, self.record = 0.0, [] if keep else None
+
+    def append(self, item: tuple[np.ndarray, np.ndarray]) -> None:
+        self.bits += tables.LATENT.residual_bits(*item)
+        if self.record is not None:
+            self.record.append(item)
 
 
 def _overhead_bits(config: LatentConfig) -> int:

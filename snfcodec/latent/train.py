@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..grid import pixel_centres
+from . import bands
 from .context import columns_bits, pyramid_bits, pyramid_columns
 from .field import LatentField
 from .grids import Upsampler
@@ -110,7 +110,8 @@ class TrainReport:
 def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> TrainReport:
     """Fit ``field_`` to target (H, W, C) float32 in [0, 1] in place."""
     H, W, C = target.shape
-    up = Upsampler(field_.shapes, pixel_centres(H), pixel_centres(W))
+    banded = bands.banded(H, W)  # a large photo: band by band (:mod:`.bands`, the same gradients)
+    up = bands.upsampler(field_.shapes, H, W)
     flat_target = target.reshape(H * W, C)
     opt = torch.optim.Adam([{"params": list(field_.grids), "lr": options.lr_latent},
                             {"params": field_.network_parameters(), "lr": options.lr_network}], betas=ADAM_BETAS)
@@ -135,34 +136,44 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
         hard = frac >= options.noise_fraction
-        if hard:
-            if fixed is None:  # the latents no longer change: round them and gather their contexts once
-                ys = [torch.round(g.detach()) for g in field_.grids]
-                fixed = pyramid_columns(ys)
-            bits = columns_bits(field_.context, fixed)
-        else:
+        opt.zero_grad(set_to_none=True)
+        if hard and fixed is None:  # the latents no longer change: round them (and gather their contexts) once
+            ys = [torch.round(g.detach()) for g in field_.grids]
+            fixed = ys if banded else pyramid_columns(ys)
+        elif not hard:
             ys = [_soft(g, frac / options.noise_fraction, options) for g in field_.grids]
-            bits = pyramid_bits(field_.context, ys)
+        rows = None
         if options.row_stride > 1:  # stratified rows: every latent row of level ≥ log2(stride) is seen each step
             rows = torch.arange(int(torch.randint(options.row_stride, ())), H, options.row_stride)
-            out = field_.synthesis(up(ys, rows).reshape(len(rows) * W, -1))
-            mse = torch.mean((out - target[rows].reshape(-1, C)) ** 2)
+        if banded:
+            parts = bands.row_bands(rows, H, W)
+            n = sum(len(part) for part in parts) * W * C
+            grads = None if hard else [torch.zeros_like(y) for y in ys]
+            mse = bands.distortion(field_.synthesis, up, ys, target, parts, 1 / n, grads) / n
+            bits = bands.rate(field_.context, ys, bands.BAND_PIXELS, lmbda / pixels, grads)
+            if grads is not None:
+                torch.autograd.backward(ys, grads)
         else:
-            out = field_.synthesis(up(ys).reshape(pixels, -1))
-            mse = torch.mean((out - flat_target) ** 2)
-        loss = mse + lmbda * bits / pixels
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+            bits = columns_bits(field_.context, fixed) if hard else pyramid_bits(field_.context, ys)
+            if rows is not None:
+                out = field_.synthesis(up(ys, rows).reshape(len(rows) * W, -1))
+                mse = torch.mean((out - target[rows].reshape(-1, C)) ** 2)
+            else:
+                out = field_.synthesis(up(ys).reshape(pixels, -1))
+                mse = torch.mean((out - flat_target) ** 2)
+            (mse + lmbda * bits / pixels).backward()
+            bits, mse = float(bits.detach()), float(mse.detach())
         opt.step()
-        bpp = (float(bits.detach()) + network_bits) / pixels
-        psnr = -10 * math.log10(max(float(mse.detach()), 1e-12))
+        bpp = (bits + network_bits) / pixels
+        psnr = -10 * math.log10(max(mse, 1e-12))
         if options.lmbda is None and step % control_every == 0:
             if hard:  # this step's rate is that of the rounded latents
-                latent_bits = float(bits.detach())
+                latent_bits = bits
             else:
                 with torch.no_grad():
                     rounded_grids = [torch.round(g) for g in field_.grids]
-                    latent_bits = float(pyramid_bits(field_.context, rounded_grids))
+                    latent_bits = (bands.rate(field_.context, rounded_grids, bands.BAND_PIXELS) if banded
+                                   else float(pyramid_bits(field_.context, rounded_grids)))
                 if (scale is None and options.exact_bits is not None
                         and frac >= options.noise_fraction - CALIBRATE_BEFORE):
                     exact, network_bits = options.exact_bits(rounded_grids, lmbda)

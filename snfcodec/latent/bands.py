@@ -1,0 +1,105 @@
+"""A training step of a large photo band by band: the same loss and gradients as the whole-image step, in
+memory bounded by the band, not by the photo.
+
+Each band reads windows of the latents (the rows its pixels' taps reach, or, for the rate, a band of one level's
+rows with a row of halo and its parents' rows) cut off as leaves of their own; its loss is back-propagated at
+once, which frees its graph, and the windows' gradients are added into full-size buffers (overlapping windows add
+up, as the whole-image gradient does). The caller then back-propagates those buffers through whatever made the
+latents (the soft rounding). At 768×512 a whole-image step holds ≈ 0.85 GB; a 12 MP one would hold ≈ 15 GB.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..grid import pixel_centres
+from .context import ContextModel, band_columns, columns_bits
+from .grids import Upsampler
+from .synthesis import Synthesis
+
+# Photos of more than WHOLE_PIXELS go band by band, BAND_PIXELS pixels (or latents of one level) at a time, and
+# read their levels by convolution and gathers rather than by matrices; smaller ones in one piece, as before.
+WHOLE_PIXELS = 1 << 20
+BAND_PIXELS = 1 << 18
+
+
+def banded(H: int, W: int) -> bool:
+    return H * W > WHOLE_PIXELS
+
+
+def upsampler(shapes: list[tuple[int, int]], H: int, W: int, dtype: torch.dtype = torch.float32) -> Upsampler:
+    """The levels read at an H×W image's pixel centres, as its bands read them."""
+    return Upsampler(shapes, pixel_centres(H), pixel_centres(W), dtype, dense_limit=0 if banded(H, W) else None)
+
+
+def row_bands(rows: torch.Tensor | None, H: int, W: int) -> list[torch.Tensor | None]:
+    """The image rows ``rows`` (None: all) in bands of at most BAND_PIXELS pixels (one, unsplit, for a small
+    photo)."""
+    if not banded(H, W):
+        return [rows]
+    return list(torch.split(torch.arange(H) if rows is None else rows, max(1, BAND_PIXELS // W)))
+
+
+def windows_of(ys: list[torch.Tensor], spans: list[tuple[int, int]], grad: bool) -> list[torch.Tensor]:
+    """Rows [lo, hi) of each level as new leaves (requiring a gradient if ``grad``)."""
+    return [y[lo:hi].detach().requires_grad_(grad) for y, (lo, hi) in zip(ys, spans)]
+
+
+def add_grads(grads: list[torch.Tensor] | None, leaves: list[torch.Tensor], spans: list[tuple[int, int]]) -> None:
+    if grads is not None:
+        for g, leaf, (lo, hi) in zip(grads, leaves, spans):
+            if leaf.grad is not None:
+                g[lo:hi] += leaf.grad
+
+
+def distortion(synthesis: Synthesis, up: Upsampler, ys: list[torch.Tensor], target: torch.Tensor,
+               parts: list[torch.Tensor], weight: float, grads: list[torch.Tensor] | None) -> float:
+    """Sum of squared errors on the bands of image rows ``parts`` ((m,) int64 each, :func:`row_bands`) of target
+    (H, W, C); back-propagates weight × it into the synthesis network and into ``grads`` (full-size, one a level;
+    None: the latents are fixed)."""
+    W, C = target.shape[1:]
+    total = 0.0
+    for part in parts:
+        spans = up.windows(part)
+        leaves = windows_of(ys, spans, grads is not None)
+        out = synthesis(up(leaves, part, [lo for lo, _ in spans]).reshape(len(part) * W, -1))
+        sse = torch.sum((out - target[part].reshape(-1, C)) ** 2)
+        (weight * sse).backward()
+        total += float(sse.detach())
+        add_grads(grads, leaves, spans)
+    return total
+
+
+def rate(model: ContextModel, ys: list[torch.Tensor], band_latents: int, weight: float | None = None,
+         grads: list[torch.Tensor] | None = None) -> float:
+    """Bits of the latents ``ys`` (finest first) under the float context model, level by level in bands of
+    about ``band_latents``; back-propagates weight × them into the model and into ``grads`` (no weight: only
+    counts them)."""
+    if weight is None:
+        with torch.no_grad():
+            return rate(model, [y.detach() for y in ys], band_latents, 0.0)
+    total = 0.0
+    for l, y in enumerate(ys):
+        h, w = y.shape
+        parent = ys[l + 1] if l + 1 < len(ys) else None
+        step = max(2, band_latents // w // 2 * 2)  # even: a band's checkerboard is its level's
+        for a in range(0, h, step):
+            b = min(h, a + step)
+            spans = [(max(0, a - 1), min(h, b + 1))]
+            if parent is not None:
+                lo = a // 2 - 1
+                hi = lo + (b - a + 1) // 2 + 2
+                spans.append((max(0, lo), min(parent.shape[0], hi)))
+            leaves = windows_of([y] if parent is None else [y, parent], spans, grads is not None)
+            own = F.pad(leaves[0], (1, 1, int(a == 0), int(b == h)))
+            above = None
+            if parent is not None:
+                plo, phi = spans[1]
+                above = F.pad(leaves[1], (1, 1, plo - lo, hi - phi))
+            bits = columns_bits(model, band_columns(own, above))
+            if bits.requires_grad:
+                (weight * bits).backward()
+            total += float(bits.detach())
+            add_grads(None if grads is None else grads[l:l + 2], leaves, spans)
+    return total
