@@ -53,9 +53,10 @@ def sample(field: DecodedField, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     grids = [torch.tensor(g, dtype=torch.float64) for g in field.grids]
     out = np.empty((len(rows), len(cols), header.channels), dtype=np.uint8)
     band = max(1, BAND_VALUES // (len(cols) * len(shapes)))
+    up = Upsampler(shapes, rows, cols, torch.float64)  # its taps once; each band reads its rows
     for r in range(0, len(rows), band):
         part = rows[r:r + band]
-        x = Upsampler(shapes, part, cols, torch.float64)(grids).reshape(len(part) * len(cols), -1)
+        x = up(grids, torch.arange(r, r + len(part))).reshape(len(part) * len(cols), -1)
         with torch.no_grad():
             y = run(field.synthesis, header.config.activation, x)
         out[r:r + len(part)] = to_uint8(y.numpy()).reshape(len(part), len(cols), -1)
