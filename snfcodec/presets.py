@@ -198,9 +198,10 @@ LATENT_AUTO_EFFORTS = ("fast", "default", "slow", "placebo")
 # Its networks and header (≈ 10 kbit) must be at most this share of the file: measured ahead at 31 % (256×256 at
 # 0.5 bpp); a 128×128 image at 1 bpp would spend 61 % there, and the encoder refuses more than 83 %.
 LATENT_MAX_FIXED_SHARE = 1 / 3
-# Training is full-batch on every pixel (peak 0.85 GB at 768×512, 1.5 GB at 1536×1024, about 0.5 GB more a
-# megapixel): larger images keep the tiled field, whose fits are bounded in memory.
-LATENT_MAX_PIXELS = 1 << 22
+# Photos over 1 MP train band by band (latent.bands: 2.3 GB peak at 12 MP with 8 steps); at 2800×1867 and
+# 0.5 bpp, default effort, it measured 31.64 dB in 659 s against the tiled field's 30.72 dB in 275 s
+# (docs/latent.md, "Large photos"). Larger than this keeps the tiled field (measured to 48 MP in 5 GB).
+LATENT_MAX_PIXELS = 1 << 24
 
 
 def latent_config(H: int, W: int):

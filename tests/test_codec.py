@@ -210,7 +210,8 @@ def test_an_input_too_large_for_the_format_is_refused_before_fitting(monkeypatch
     ((512, 768, 3), 2.0, {}, "tiles"),  # above the rates where it measured better
     ((256, 256, 3), 1.0, {}, "latent"),
     ((128, 128, 3), 1.0, {}, "tiles"),  # its networks would be most of the file
-    ((2048, 4096, 3), 0.5, {}, "tiles"),  # full-batch training: memory
+    ((3000, 4000, 3), 0.5, {}, "latent"),  # 12 MP: band by band
+    ((4096, 8192, 3), 0.5, {}, "tiles"),  # above the sizes it was measured at
     ((512, 768, 3), 0.5, {"psnr": 30.0}, "tiles"),  # options only the tiled field has
     ((512, 768, 3), 0.5, {"tile": 64}, "tiles"),
     ((512, 768, 3), 0.5, {"prior": "none"}, "tiles"),

@@ -5,7 +5,8 @@ Each band reads windows of the latents (the rows its pixels' taps reach, or, for
 rows with a row of halo and its parents' rows) cut off as leaves of their own; its loss is back-propagated at
 once, which frees its graph, and the windows' gradients are added into full-size buffers (overlapping windows add
 up, as the whole-image gradient does). The caller then back-propagates those buffers through whatever made the
-latents (the soft rounding). At 768×512 a whole-image step holds ≈ 0.85 GB; a 12 MP one would hold ≈ 15 GB.
+latents (the soft rounding). Measured (docs/latent.md, "Large photos"): a 3.1 MP step held 2.44 GB whole and
+0.86 GB in bands, and took 1.32 s against 0.68 s.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from .grids import Upsampler
 from .synthesis import Synthesis
 
 # Photos of more than WHOLE_PIXELS go band by band, BAND_PIXELS pixels (or latents of one level) at a time, and
-# read their levels by convolution and gathers rather than by matrices; smaller ones in one piece, as before.
+# read their levels by convolution and gathers rather than by matrices; smaller ones in one piece, as before
+# (a 768×512 step: 101 ms whole, 127 ms in bands; 1024×768: 184 / 191 ms; 1536×1024: 665 / 411 ms).
 WHOLE_PIXELS = 1 << 20
 BAND_PIXELS = 1 << 18
 
