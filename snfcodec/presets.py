@@ -194,6 +194,11 @@ LATENT_TEMPERATURE = (0.3, 0.3)
 # at 768×512, and on 256×256 crops at 0.5 bpp; at 2 bpp it was behind on two of five photos (−4.4 dB on one,
 # where its rate controller ended 11 % over the target and the trim cost the difference).
 LATENT_AUTO_BPP = (0.0, 1.0)  # rates (bpp) at which "auto" picks it
+# ... and up to LATENT_AUTO_HIGH_BPP for images of at least LATENT_AUTO_HIGH_PIXELS: at 2 bpp, since the slope trim
+# (2026-12-06, docs/latent.md "2 bpp"), the latent field was ahead on three of four 768×512 photos at the default
+# effort (+1.7, +2.8, +5.4 dB; −0.16 on 002) and behind on the 256×256 astronaut by 1.7 dB.
+LATENT_AUTO_HIGH_BPP = 2.0
+LATENT_AUTO_HIGH_PIXELS = 1 << 18
 LATENT_AUTO_EFFORTS = ("fast", "default", "slow", "placebo")
 # Its networks and header (≈ 10 kbit) must be at most this share of the file: measured ahead at 31 % (256×256 at
 # 0.5 bpp); a 128×128 image at 1 bpp would spend 61 % there, and the encoder refuses more than 83 %.
@@ -214,7 +219,9 @@ def latent_config(H: int, W: int):
 def image_field(bpp: float, pixels: int, effort: str, fixed_bits: float) -> str:
     """"latent" where the latent field measured better than the tiled one, else "tiles". ``fixed_bits``: what
     a latent file of this image spends outside its latents."""
-    latent = (LATENT_AUTO_BPP[0] < bpp <= LATENT_AUTO_BPP[1] and effort in LATENT_AUTO_EFFORTS
+    rates = LATENT_AUTO_BPP[0] < bpp <= LATENT_AUTO_BPP[1] or (
+        LATENT_AUTO_BPP[1] < bpp <= LATENT_AUTO_HIGH_BPP and pixels >= LATENT_AUTO_HIGH_PIXELS)
+    latent = (rates and effort in LATENT_AUTO_EFFORTS
               and pixels <= LATENT_MAX_PIXELS and fixed_bits <= LATENT_MAX_FIXED_SHARE * bpp * pixels)
     return "latent" if latent else "tiles"
 

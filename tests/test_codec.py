@@ -207,7 +207,9 @@ def test_an_input_too_large_for_the_format_is_refused_before_fitting(monkeypatch
 @pytest.mark.parametrize("shape, bpp, options, expected", [
     ((512, 768, 3), 0.5, {}, "latent"),
     ((512, 768, 3), 1.0, {"effort": "fast"}, "latent"),
-    ((512, 768, 3), 2.0, {}, "tiles"),  # above the rates where it measured better
+    ((512, 768, 3), 2.0, {}, "latent"),  # at 2 bpp from 512×512 on
+    ((256, 256, 3), 2.0, {}, "tiles"),  # below that size it measured worse at 2 bpp
+    ((512, 768, 3), 2.5, {}, "tiles"),  # above the rates where it measured better
     ((256, 256, 3), 1.0, {}, "latent"),
     ((128, 128, 3), 1.0, {}, "tiles"),  # its networks would be most of the file
     ((3000, 4000, 3), 0.5, {}, "latent"),  # 12 MP: band by band
@@ -216,7 +218,7 @@ def test_an_input_too_large_for_the_format_is_refused_before_fitting(monkeypatch
     ((512, 768, 3), 0.5, {"tile": 64}, "tiles"),
     ((512, 768, 3), 0.5, {"prior": "none"}, "tiles"),
     ((512, 768, 3), 0.5, {"lr": 1e-3}, "tiles"),
-    ((512, 768, 3), 2.0, {"lmbda": 1e-3}, "latent"),  # only the latent field takes λ
+    ((256, 256, 3), 2.0, {"lmbda": 1e-3}, "latent"),  # only the latent field takes λ
     ((512, 768, 3), 0.5, {"field": "tiles"}, "tiles"),
     ((128, 128, 3), 2.0, {"field": "latent"}, "latent"),
 ])
