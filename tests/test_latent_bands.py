@@ -96,7 +96,8 @@ def test_the_encoders_banded_choices_are_its_whole_ones(monkeypatch):
     np.testing.assert_allclose(encoder._sensitivity(field, latents, target), sensitivity, rtol=0.2)
 
 
-def test_the_coding_walk_predicts_in_bands_of_rows_the_same_integers(monkeypatch):
+@pytest.mark.parametrize("deadzone, slope", [(0.0, 0.0), (0.3, 0.0), (0.0, 0.05)])
+def test_the_coding_walk_predicts_in_bands_of_rows_the_same_integers(monkeypatch, deadzone, slope):
     field, _ = _field(30, 42, levels=3, seed=2)
     generator = torch.Generator().manual_seed(2)
     with torch.no_grad():  # a context model that predicts something
@@ -107,7 +108,8 @@ def test_the_coding_walk_predicts_in_bands_of_rows_the_same_integers(monkeypatch
 
     def walk():
         record = []
-        grids = coding.walk(field.shapes, ctx, coding.encoder_chooser(latents, record))
+        chooser = coding.encoder_chooser(latents, record, deadzone, slope, [0.5, 1.0, 2.0])
+        grids = coding.walk(field.shapes, ctx, chooser)
         return grids, record
 
     whole = walk()

@@ -23,7 +23,7 @@ from .context import COARSE, MAX_LATENT, SUBLATTICES, IntegerContext, checkerboa
 Chooser = Callable[[int, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-PREDICT_POSITIONS = 1 << 18  # latents whose contexts are predicted at once
+PREDICT_POSITIONS = 1 << 18  # latents whose contexts are predicted (and, encoding, whose values are chosen) at once
 
 
 def walk(shapes: list[tuple[int, int]], context: IntegerContext, choose: Chooser) -> list[np.ndarray]:
@@ -71,8 +71,7 @@ def encoder_chooser(latents: list[np.ndarray], record, deadzone: float = 0.0, sl
       latents that sit half a step from the centre, which save nothing).
     """
 
-    def choose(l, where, table, centre):
-        y = latents[l].reshape(-1)[where]
+    def pick(y, table, centre, weight):
         exact_centre = centre + (table % tables.LATENT.offsets) / tables.LATENT.offsets
         d = y - exact_centre
         q = np.rint(exact_centre + np.sign(d) * np.maximum(np.abs(d) - deadzone, 0.0)).astype(np.int64)
@@ -83,9 +82,17 @@ def encoder_chooser(latents: list[np.ndarray], record, deadzone: float = 0.0, sl
             toward = np.clip(q - np.sign(q - exact_centre).astype(np.int64), lo, hi)
             saved = (tables.LATENT.symbol_bits(q - centre, table)
                      - tables.LATENT.symbol_bits(toward - centre, table))
-            cost = weights[l] * ((y - toward) ** 2 - (y - q) ** 2)
+            cost = weight * ((y - toward) ** 2 - (y - q) ** 2)
             q = np.where((saved > 0) & (cost < slope * saved), toward, q)
-        record.append((q - centre, table))
+        return q
+
+    def choose(l, where, table, centre):
+        q = np.empty(len(where), dtype=np.int64)
+        flat = latents[l].reshape(-1)
+        for a in range(0, len(where), PREDICT_POSITIONS):  # a dozen temporaries a position: in bands
+            part = slice(a, a + PREDICT_POSITIONS)
+            q[part] = pick(flat[where[part]], table[part], centre[part], None if weights is None else weights[l])
+        record.append(((q - centre).astype(np.int32), table.astype(np.int32)))  # ±radius, < 2^8 tables
         return q
 
     return choose
