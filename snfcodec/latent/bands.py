@@ -48,6 +48,15 @@ def windows_of(ys: list[torch.Tensor], spans: list[tuple[int, int]], grad: bool)
     return [y[lo:hi].detach().requires_grad_(grad) for y, (lo, hi) in zip(ys, spans)]
 
 
+def read(up: Upsampler, ys: list[torch.Tensor], part: torch.Tensor | None,
+         grad: bool) -> tuple[torch.Tensor, list[torch.Tensor], list[tuple[int, int]]]:
+    """The levels read at the image rows ``part`` (None: all) from windows of ``ys`` cut off as leaves:
+    (x (rows · W, levels), the leaves, their spans of rows)."""
+    spans = [(0, y.shape[0]) for y in ys] if part is None else up.windows(part)
+    leaves = windows_of(ys, spans, grad)
+    return up(leaves, part, [lo for lo, _ in spans]).reshape(-1, len(ys)), leaves, spans
+
+
 def add_grads(grads: list[torch.Tensor] | None, leaves: list[torch.Tensor], spans: list[tuple[int, int]]) -> None:
     if grads is not None:
         for g, leaf, (lo, hi) in zip(grads, leaves, spans):
@@ -60,13 +69,11 @@ def distortion(synthesis: Synthesis, up: Upsampler, ys: list[torch.Tensor], targ
     """Sum of squared errors on the bands of image rows ``parts`` ((m,) int64 each, :func:`row_bands`) of target
     (H, W, C); back-propagates weight × it into the synthesis network and into ``grads`` (full-size, one a level;
     None: the latents are fixed)."""
-    W, C = target.shape[1:]
+    C = target.shape[2]
     total = 0.0
     for part in parts:
-        spans = up.windows(part)
-        leaves = windows_of(ys, spans, grads is not None)
-        out = synthesis(up(leaves, part, [lo for lo, _ in spans]).reshape(len(part) * W, -1))
-        sse = torch.sum((out - target[part].reshape(-1, C)) ** 2)
+        x, leaves, spans = read(up, ys, part, grads is not None)
+        sse = torch.sum((synthesis(x) - target[part].reshape(-1, C)) ** 2)
         (weight * sse).backward()
         total += float(sse.detach())
         add_grads(grads, leaves, spans)

@@ -148,9 +148,8 @@ def _sensitivity(field: LatentField, grids, target: torch.Tensor) -> np.ndarray:
     generator = torch.Generator().manual_seed(0)
     with torch.enable_grad():
         for part in bands.row_bands(None, H, W):
-            spans = [(0, y.shape[0]) for y in ys] if part is None else up.windows(part)
-            leaves = bands.windows_of(ys, spans, True)
-            out = field.synthesis(up(leaves, part, [lo for lo, _ in spans]).reshape(-1, len(ys)))
+            x, leaves, spans = bands.read(up, ys, part, True)
+            out = field.synthesis(x)
             for k in range(SENSITIVITY_PROBES):
                 v = torch.randint(0, 2, out.shape, generator=generator).to(out.dtype) * 2 - 1
                 grads = torch.autograd.grad(out, leaves, v, retain_graph=k < SENSITIVITY_PROBES - 1)
