@@ -11,6 +11,7 @@ from snfcodec.grid import pixel_centres
 from snfcodec.latent import coding, grids, tables
 from snfcodec.latent.context import (FEATURES, FRAC, MAX_ACT, MAX_LATENT, SUBLATTICES, ContextModel,
                                      IntegerContext, checkerboard, features, laplace_bits, pyramid_bits,
+                                     pyramid_bits_sampled,
                                      quantize_context, sublattice_columns)
 from snfcodec.latent.tables import LATENT as L
 
@@ -108,6 +109,22 @@ def test_training_rate_is_every_position_with_its_pass_context():
     assert float(got.detach()) == pytest.approx(float(want.detach()), rel=1e-12)
     for a, b in zip(torch.autograd.grad(want, params), torch.autograd.grad(got, params)):
         np.testing.assert_allclose(b.numpy(), a.numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize("stride", [1, 3, 4])
+def test_sampled_rate_averages_to_the_exact_rate_over_its_phases(stride):
+    """The controller's count with the finest level sampled: every phase a different count (on a pyramid whose
+    finest level is not uniform), their mean the exact one; stride 1 is the exact count."""
+    model = ContextModel(8, torch.Generator().manual_seed(0)).double()
+    rng = np.random.default_rng(4)
+    pyramid = _pyramid(rng, [(11, 14), (6, 7), (3, 4), (2, 2)])
+    pyramid[0][:, :5] *= 4  # detail on one side: sampled columns see different content
+    with torch.no_grad():
+        exact = float(pyramid_bits(model, pyramid))
+        counts = [float(pyramid_bits_sampled(model, pyramid, stride, phase)) for phase in range(stride)]
+    assert np.mean(counts) == pytest.approx(exact, rel=1e-12)
+    if stride > 1:
+        assert len(set(round(c, 6) for c in counts)) == stride
 
 
 def test_laplace_bits_gradients_are_the_closed_forms():

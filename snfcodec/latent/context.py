@@ -191,6 +191,25 @@ def pyramid_bits(model: ContextModel, grids: list[torch.Tensor]) -> torch.Tensor
     return columns_bits(model, pyramid_columns(grids))
 
 
+def pyramid_bits_sampled(model: ContextModel, grids: list[torch.Tensor], stride: int, phase: int) -> torch.Tensor:
+    """:func:`pyramid_bits` with the finest level's positions of each pass read every ``stride``-th from
+    ``phase`` (0 ≤ phase < stride; in column order: row by row within each sublattice) and counted ``stride``
+    times: averaged over the phases it is the exact count. For the rate controller's count of the rounded
+    latents, which needs no gradient and is smoothed by a running mean; the finest level is 75 % of the
+    positions."""
+    y, x0, x1 = pyramid_columns(grids)
+    n0 = x0.shape[1]
+    finest = _counts([tuple(grids[0].shape)])
+    total = y.new_zeros(())
+    for p, (x, yp) in enumerate(((x0, y[:n0]), (x1, y[n0:]))):
+        keep = torch.cat([torch.arange(phase, finest[p], stride), torch.arange(finest[p], len(yp))])
+        mu, log_b = model.columns(p, x[:, keep])
+        bits = laplace_bits(yp[keep], mu, log_b)
+        sampled = (finest[p] - phase + stride - 1) // stride
+        total = total + stride * bits[:sampled].sum() + bits[sampled:].sum()
+    return total
+
+
 def pyramid_columns(grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A pyramid's latents and their contexts, (y, x0, x1) of :class:`_Columns` (differentiable)."""
     return _Columns.apply(len(grids), *(torch.nn.functional.pad(g, (1, 1, 1, 1)) for g in grids))
