@@ -507,8 +507,8 @@ def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> Enco
     if options.effort not in presets.LATENT_STEPS:
         raise SnfInputError(f"effort must be one of {', '.join(presets.LATENT_STEPS)}, not {options.effort!r}")
     alpha = presets.LATENT_ALPHA if options.alpha == "auto" else _resolve_alpha(options.alpha, None)
-    lr = presets.LATENT_LR if options.lr is None else _positive("lr", options.lr, presets.LATENT_LR)
     steps = presets.LATENT_STEPS[options.effort] if options.steps is None else int(options.steps)
+    lr = presets.latent_lr(steps) if options.lr is None else _positive("lr", options.lr, presets.LATENT_LR)
     bpp = None if options.lmbda is not None and options.bpp is None else 8 * item.budget_bytes / (H * W)
     encoded = latent.encoder.encode(item.original, item.layout_code, latent.encoder.LatentOptions(
         presets.latent_config(H, W), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,

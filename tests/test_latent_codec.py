@@ -112,6 +112,28 @@ def test_the_trim_moves_the_latents_that_save_most_for_least(monkeypatch):
     assert free.psnr > trimmed.psnr > blunt.psnr + 0.3  # measured: 25.37 > 25.11 > 24.55
 
 
+def test_short_runs_train_the_latents_faster_unless_told(monkeypatch, photo48):
+    """The fast effort's latents start at the short-run learning rate, longer runs at the default one, and a
+    user's lr wins over both."""
+    from snfcodec import presets
+    from snfcodec.latent import encoder
+
+    seen = []
+
+    def capture(pixels, layout, options):
+        seen.append((options.steps, options.lr_latent))
+        raise KeyboardInterrupt  # stop before training
+
+    monkeypatch.setattr(encoder, "encode", capture)
+    for kwargs in ({"effort": "fast"}, {"effort": "default"}, {"effort": "fast", "lr": 0.05}, {"steps": 100}):
+        with pytest.raises(KeyboardInterrupt):
+            snfcodec.encode(photo48, field="latent", bpp=BPP, **kwargs)
+    assert seen == [(presets.LATENT_STEPS["fast"], presets.LATENT_SHORT_LR),
+                    (presets.LATENT_STEPS["default"], presets.LATENT_LR), (presets.LATENT_STEPS["fast"], 0.05),
+                    (100, presets.LATENT_SHORT_LR)]
+    assert presets.LATENT_SHORT_LR != presets.LATENT_LR
+
+
 def test_user_mistakes_are_one_line_errors(photo48):
     for kwargs, words in [(dict(field="latent", bpp=0.5), "at least"),
                           (dict(field="tiles", lmbda=0.01), "latent"),
