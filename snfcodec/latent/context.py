@@ -202,11 +202,9 @@ def pyramid_bits_sampled(model: ContextModel, grids: list[torch.Tensor], stride:
     finest = _counts([tuple(grids[0].shape)])
     total = y.new_zeros(())
     for p, (x, yp) in enumerate(((x0, y[:n0]), (x1, y[n0:]))):
-        keep = torch.cat([torch.arange(phase, finest[p], stride), torch.arange(finest[p], len(yp))])
-        mu, log_b = model.columns(p, x[:, keep])
-        bits = laplace_bits(yp[keep], mu, log_b)
-        sampled = (finest[p] - phase + stride - 1) // stride
-        total = total + stride * bits[:sampled].sum() + bits[sampled:].sum()
+        for cols, weight in ((slice(phase, finest[p], stride), stride), (slice(finest[p], None), 1)):
+            mu, log_b = model.columns(p, x[:, cols])
+            total = total + weight * laplace_bits(yp[cols], mu, log_b).sum()
     return total
 
 

@@ -186,7 +186,7 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
                     rounded_grids = [torch.round(g) for g in field_.grids]
                     if banded:
                         latent_bits = bands.rate(field_.context, rounded_grids, bands.BAND_PIXELS)
-                    elif calibrate or CONTROL_SAMPLING == 1:  # the calibration's ratio is kept: count exactly
+                    elif calibrate:  # the calibration's ratio is kept: count exactly
                         latent_bits = float(pyramid_bits(field_.context, rounded_grids))
                     else:  # the phases in turn
                         phase = step // control_every % CONTROL_SAMPLING
