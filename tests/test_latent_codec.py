@@ -21,6 +21,7 @@ from snfcodec import container, pillow  # noqa: F401  (registers .snf with Pillo
 from snfcodec.cli import main
 from snfcodec.codec import psnr_uint8
 from snfcodec.errors import SnfFormatError, SnfInputError
+from snfcodec.latent import fused
 
 BPP = 6.0  # a 48×48 field's networks alone cost about 3.5 bpp
 
@@ -57,6 +58,27 @@ def test_same_seed_same_file_other_seed_other_file(photo48, encoded48):
     other = snfcodec.encode(photo48, field="latent", bpp=BPP, steps=60, seed=1)
     assert again.data == encoded48.data
     assert other.data != encoded48.data
+
+
+@pytest.mark.skipif(fused._compiler() is None, reason="no C++ compiler for torch.compile")
+def test_a_compiled_fit_writes_a_file_like_the_eager_one(monkeypatch, photo48, encoded48):
+    """SNFCODEC_COMPILE=1 compiles the step of any fit (:mod:`snfcodec.latent.fused`): the file meets the rate,
+    scores within the float noise of the eager fit's trajectory, and repeats with the same seed."""
+    monkeypatch.setenv(fused.ENVIRONMENT, "1")
+    made = []
+    init = fused.Terms.__init__
+
+    def spy(self, compiled):
+        init(self, compiled)
+        made.append(self.compiled)
+
+    monkeypatch.setattr(fused.Terms, "__init__", spy)
+    first = snfcodec.encode(photo48, field="latent", bpp=BPP, steps=60, seed=0)
+    again = snfcodec.encode(photo48, field="latent", bpp=BPP, steps=60, seed=0)
+    assert made == [True, True]  # compiled, and no fallback
+    assert again.data == first.data
+    assert len(first.data) <= BPP * 48 * 48 / 8
+    assert first.psnr == pytest.approx(encoded48.psnr, abs=0.5)
 
 
 def test_decode_is_the_same_at_any_thread_count_and_in_a_fresh_process(tmp_path, encoded48):

@@ -224,11 +224,17 @@ def band_columns(band: torch.Tensor, parent: torch.Tensor | None) -> tuple[torch
     return _Columns.apply(1, band, *(() if parent is None else (parent,)))
 
 
-def columns_bits(model: ContextModel, columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """The bits of :func:`pyramid_columns`' latents under the float model."""
+def columns_bits(model: ContextModel, columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+                 traced: bool = False) -> torch.Tensor:
+    """The bits of :func:`pyramid_columns`' latents under the float model. ``traced``: as plain tensor
+    operations differentiated by autograd, the form a compiler fuses (:mod:`.fused`), instead of the
+    hand-written derivative that is fastest uncompiled."""
     y, x0, x1 = columns
     (mu0, log_b0), (mu1, log_b1) = model.columns(0, x0), model.columns(1, x1)
-    return laplace_bits(y, torch.cat([mu0, mu1]), torch.cat([log_b0, log_b1])).sum()
+    mu, log_b = torch.cat([mu0, mu1]), torch.cat([log_b0, log_b1])
+    if traced:
+        return _laplace(y, mu, log_b, *tables.LATENT.ln_b_range, None).sum()
+    return laplace_bits(y, mu, log_b).sum()
 
 
 def _sublattices(padded: list[torch.Tensor], levels: int):

@@ -55,6 +55,7 @@ class LatentOptions:
     row_stride: int = 1
     quantizer: str = "softround"
     temperature: tuple[float, float] = (0.3, 0.3)
+    compile: bool = False  # the training step compiled (:mod:`.fused`)
 
 
 @dataclass
@@ -240,7 +241,7 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
         options.steps, options.lr_latent, options.lr_network, options.noise_fraction, options.lmbda,
         options.bpp, network_bits, _file_bits(field, target), max_seconds=options.max_seconds,
         progress=options.progress, row_stride=options.row_stride, quantizer=options.quantizer,
-        temperature=options.temperature))
+        temperature=options.temperature, compile=options.compile))
     fit_seconds = time.perf_counter() - start
     lmbda = report.lmbda if options.lmbda is None else options.lmbda
     latents = [g.detach().double().numpy() for g in field.grids]

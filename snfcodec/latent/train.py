@@ -49,8 +49,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import bands
-from .context import columns_bits, pyramid_bits, pyramid_bits_sampled, pyramid_columns
+from . import bands, fused
+from .context import pyramid_bits, pyramid_bits_sampled, pyramid_columns
 from .field import LatentField
 from .grids import Upsampler
 
@@ -101,6 +101,7 @@ class TrainOptions:
     row_stride: int = 1  # distortion on every row_stride-th row a step (random offset): a cheaper, unbiased step
     quantizer: str = "softround"  # "noise": y + U(−½, ½); "softround": s_T(s_T(y) + n), n Kumaraswamy noise
     temperature: tuple[float, float] = (0.3, 0.3)  # softround temperature at the start and end of the soft stage
+    compile: bool = False  # the step's rate and distortion compiled (:mod:`.fused`; not for photos trained in bands)
     kumaraswamy: tuple[float, float] = (2.0, 1.0)  # noise shape a (1: uniform) at the start and end
 
 
@@ -119,6 +120,7 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     H, W, C = target.shape
     banded = bands.banded(H, W)  # a large photo: band by band (:mod:`.bands`, the same gradients)
     up = bands.upsampler(field_.shapes, H, W)
+    terms = fused.Terms(options.compile and not banded)  # large photos' bands stay eager
     flat_target = target.reshape(H * W, C)
     opt = torch.optim.Adam([{"params": list(field_.grids), "lr": options.lr_latent},
                             {"params": field_.network_parameters(), "lr": options.lr_network}], betas=ADAM_BETAS)
@@ -164,15 +166,16 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
             if grads is not None:
                 torch.autograd.backward(ys, grads)
         else:
-            bits = columns_bits(field_.context, fixed) if hard else pyramid_bits(field_.context, ys)
-            if rows is not None:
-                out = field_.synthesis(up(ys, rows).reshape(len(rows) * W, -1))
-                mse = torch.mean((out - target[rows].reshape(-1, C)) ** 2)
-            else:
-                out = field_.synthesis(up(ys).reshape(pixels, -1))
-                mse = torch.mean((out - flat_target) ** 2)
-            (mse + lmbda * bits / pixels).backward()
-            bits, mse = float(bits.detach()), float(mse.detach())
+            def run():
+                bits = terms.rate(field_.context, fixed if hard else pyramid_columns(ys))
+                if rows is not None:
+                    mse = terms.distortion(field_.synthesis, up(ys, rows).reshape(len(rows) * W, -1),
+                                           target[rows].reshape(-1, C))
+                else:
+                    mse = terms.distortion(field_.synthesis, up(ys).reshape(pixels, -1), flat_target)
+                (mse + lmbda * bits / pixels).backward()
+                return float(bits.detach()), float(mse.detach())
+            bits, mse = terms.step(run, lambda: opt.zero_grad(set_to_none=True))
         opt.step()
         bpp = (bits + network_bits) / pixels
         psnr = -10 * math.log10(max(mse, 1e-12))
