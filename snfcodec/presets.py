@@ -175,7 +175,9 @@ def auto_lr(config: FieldConfig, alpha: tuple[float, float]) -> float:
 
 # ---- the latent field (version 3, snfcodec.latent) ---------------------------------------------------------
 # Chosen on training-side 768×512 photos (docs/latent.md); Kodak was not used.
-LATENT_STEPS = {"fast": 300, "default": 600, "slow": 2000, "placebo": 10000}  # placebo: the published GPU budgets
+# The default effort took 800 steps once the step was compiled (latent.fused): in the seconds 600 eager steps took,
+# +0.13 to +0.28 dB at 0.25-1 bpp on three photos (docs/latent.md, "Compiled steps").
+LATENT_STEPS = {"fast": 300, "default": 800, "slow": 2000, "placebo": 10000}  # placebo: the published GPU budgets
 # Distortion on every second pixel row a step, at a random offset (train.TrainOptions.row_stride). Measured on two
 # 768×512 photos at 0.5 bpp (docs/latent.md): 600 steps in 0.64-0.70× the time for −0.07 / +0.02 dB; at equal
 # time (900 such steps) +0.14 / +0.15 dB. Every fourth row lost 0.58 dB on one photo and saved little more time.
