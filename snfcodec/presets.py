@@ -190,7 +190,7 @@ LATENT_SHORT_LR = 0.15
 LATENT_SHORT_STEPS = 300
 LATENT_LR_NETWORK = 0.02  # and of the synthesis and context networks
 # Fits of at least this many pixel-steps compile their step (snfcodec.latent.fused): 768×512 at the fast effort's
-# 300 steps and up. The compilation takes ≈ 20 s the first time on a machine and a few seconds a process after.
+# 300 steps and up. The compilation takes ≈ 15 s the first time on a machine and ≈ 2 s a process after.
 LATENT_COMPILE_WORK = 1e8
 LATENT_ALPHA = (1.0, 1.0)  # weight scaling of the sine synthesis
 # The soft stage's stand-in for rounding: C3's soft rounding around Kumaraswamy noise (train.TrainOptions), at a

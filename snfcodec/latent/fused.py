@@ -4,8 +4,8 @@ and the synthesis' squared error, each with its derivative.
 Why: a 768×512 step is mostly element-wise work on half a million latents and two hundred thousand pixels (the
 Laplace bits' ~20 operations, the sine layers), each a pass over memory in eager mode; the compiler fuses a
 term's forward into one or two loops and its backward likewise (docs/latent.md, "Compiled steps": the rate
-40 → 22 ms, the synthesis 12 → 9 ms, a fast encode 26 → 19 s). It costs a compilation: about 20 s the first time
-on a machine, a few seconds from inductor's on-disk cache after that, so the encoder uses it only for fits of
+40 → 22 ms, the synthesis 12 → 9 ms, a soft-stage step 68–76 → 53–56 ms). It costs a compilation: about 15 s the
+first time on a machine, ≈ 2 s a process from inductor's on-disk cache after that, so the encoder uses it only for fits of
 at least ``presets.LATENT_COMPILE_WORK`` pixel-steps, and only where a C++ compiler is found. The compiled terms
 compute the same quantities as the eager ones (the rate through autograd of :func:`.context._laplace` instead of
 its hand-written derivative), so a file differs from an uncompiled encode only by float rounding.
