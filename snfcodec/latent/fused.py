@@ -4,11 +4,12 @@ and the synthesis' squared error, each with its derivative.
 Why: a 768×512 step is mostly element-wise work on half a million latents and two hundred thousand pixels (the
 Laplace bits' ~20 operations, the sine layers), each a pass over memory in eager mode; the compiler fuses a
 term's forward into one or two loops and its backward likewise (docs/latent.md, "Compiled steps": the rate
-40 → 22 ms, the synthesis 12 → 9 ms, a soft-stage step 68–76 → 53–56 ms). It costs a compilation: about 15 s the
-first time on a machine, ≈ 2 s a process from inductor's on-disk cache after that, so the encoder uses it only for fits of
-at least ``presets.LATENT_COMPILE_WORK`` pixel-steps, and only where a C++ compiler is found. The compiled terms
-compute the same quantities as the eager ones (the rate through autograd of :func:`.context._laplace` instead of
-its hand-written derivative), so a file differs from an uncompiled encode only by float rounding.
+40 → 22 ms, the synthesis 12 → 9 ms, a soft-stage step 68–76 → 53–56 ms). It costs a compilation: about 15 s
+the first time on a machine, ≈ 2 s a process from inductor's on-disk cache after that, so the encoder uses it
+only for fits of at least ``presets.LATENT_COMPILE_WORK`` pixel-steps, and only where a C++ compiler is found.
+The compiled terms compute the same quantities as the eager ones (the rate through autograd of
+:func:`.context._laplace` instead of its hand-written derivative), so a file differs from an uncompiled encode
+only by float rounding.
 ``SNFCODEC_COMPILE=0`` turns it off, ``=1`` on whatever the size.
 """
 
@@ -57,12 +58,13 @@ class Terms:
 
     def __init__(self, compiled: bool):
         self.compiled = compiled
-        self._rate = torch.compile(_rate) if compiled else _rate
+        # uncompiled, the rate with its hand-written derivative is the faster form
+        self._rate = torch.compile(_rate) if compiled else columns_bits
         self._distortion = torch.compile(_distortion) if compiled else _distortion
 
     def rate(self, model: ContextModel, columns: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """Bits of :func:`.context.pyramid_columns`' latents under the float model (a scalar)."""
-        return self._rate(model, columns) if self.compiled else columns_bits(model, columns)
+        return self._rate(model, columns)
 
     def distortion(self, synthesis: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Mean squared error of the synthesis of latents x (n, levels) against target (n, C)."""
