@@ -234,3 +234,26 @@ def test_encode_many_writes_the_files_one_encode_writes(tmp_path, photo48):
         assert container.version_of(data) == 3
         single = snfcodec.encode(r.source, field="latent", bpp=BPP, steps=20)
         assert single.data == data
+
+
+@pytest.mark.parametrize("guess", [1e-8, 1e-2, 1e2])
+def test_the_trim_search_finds_the_smallest_fitting_slope_from_any_guess(guess):
+    """Wherever training's λ points it, the search ends on a pass that fits and is either within its tolerance
+    of the room or a resolution step above a slope that does not fit."""
+    from snfcodec.latent import encoder
+    from snfcodec.latent.field import LatentConfig, LatentField
+
+    field = LatentField(64, 64, 3, LatentConfig(levels=4), (1.0, 1.0), torch.Generator().manual_seed(0))
+    rng = np.random.default_rng(0)
+    latents = [rng.laplace(0.0, 2.0, shape) for shape in field.shapes]
+    ctx = encoder._integer_context(field.context, 2)[1]
+    weights = np.array([1.0, 2.0, 4.0, 8.0])
+
+    def bits(slope):
+        return encoder._latent_pass(field.shapes, ctx, latents, slope=slope, weights=weights, keep=False)[2]
+
+    room = 0.9 * bits(0.0)
+    deadzone, slope, chosen = encoder._trim(field.shapes, ctx, latents, weights, room, guess)
+    assert deadzone == 0.0 and slope > 0
+    assert chosen[2] <= room and chosen[2] == bits(slope)
+    assert chosen[2] >= room * (1 - encoder.TRIM_TOLERANCE) or bits(slope / encoder.SLOPE_RESOLUTION) > room
