@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from snfcodec.grid import pixel_centres
-from snfcodec.latent import bands, coding, encoder, grids
+from snfcodec.latent import bands, coding, encoder, fused, grids
 from snfcodec.latent.context import IntegerContext, pyramid_bits, quantize_context
 from snfcodec.latent.field import LatentConfig, LatentField
 
@@ -26,10 +26,13 @@ def _grads(field):
     return out
 
 
-@pytest.mark.parametrize("H, W, stride", [(37, 45, 1), (40, 33, 2)])
-def test_bands_give_the_whole_steps_loss_and_gradients(monkeypatch, H, W, stride):
+@pytest.mark.parametrize("H, W, stride, compiled", [
+    (37, 45, 1, False), (40, 33, 2, False),
+    pytest.param(37, 45, 1, True, marks=pytest.mark.skipif(fused._compiler() is None, reason="no C++ compiler"))])
+def test_bands_give_the_whole_steps_loss_and_gradients(monkeypatch, H, W, stride, compiled):
     """Many small bands (rows with halos and parents, windows read by convolution and gathers) against one
-    autograd pass over the whole image, soft latents through a nonlinear map as in training."""
+    autograd pass over the whole image, soft latents through a nonlinear map as in training; the bands' terms
+    eager or compiled (:mod:`snfcodec.latent.fused`: bands of many shapes)."""
     field, target = _field(H, W)
     lmbda, C = 0.01, target.shape[2]
     rows = torch.arange(1, H, stride)
@@ -49,8 +52,9 @@ def test_bands_give_the_whole_steps_loss_and_gradients(monkeypatch, H, W, stride
     ys = [torch.sin(g) * 3 for g in field.grids]
     buffers = [torch.zeros_like(y) for y in ys]
     n = len(rows) * W * C
-    banded_mse = bands.distortion(field.synthesis, up, ys, target, parts, 1 / n, buffers) / n
-    banded_bits = bands.rate(field.context, ys, bands.BAND_PIXELS, lmbda / (H * W), buffers)
+    terms = fused.Terms(compiled)
+    banded_mse = bands.distortion(field.synthesis, up, ys, target, parts, 1 / n, buffers, terms) / n
+    banded_bits = bands.rate(field.context, ys, bands.BAND_PIXELS, lmbda / (H * W), buffers, terms)
     torch.autograd.backward(ys, buffers)
     assert banded_mse == pytest.approx(float(mse.detach()), rel=1e-5)
     assert banded_bits == pytest.approx(float(bits.detach()), rel=1e-5)

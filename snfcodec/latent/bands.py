@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ..grid import pixel_centres
-from .context import ContextModel, band_columns, columns_bits
+from .context import ContextModel, band_columns
+from .fused import Terms
 from .grids import Upsampler
 from .synthesis import Synthesis
 
@@ -24,6 +25,7 @@ from .synthesis import Synthesis
 # (a 768×512 step: 101 ms whole, 127 ms in bands; 1024×768: 184 / 191 ms; 1536×1024: 665 / 411 ms).
 WHOLE_PIXELS = 1 << 20
 BAND_PIXELS = 1 << 18
+EAGER = Terms(False)
 
 
 def banded(H: int, W: int) -> bool:
@@ -65,7 +67,8 @@ def add_grads(grads: list[torch.Tensor] | None, leaves: list[torch.Tensor], span
 
 
 def distortion(synthesis: Synthesis, up: Upsampler, ys: list[torch.Tensor], target: torch.Tensor,
-               parts: list[torch.Tensor], weight: float, grads: list[torch.Tensor] | None) -> float:
+               parts: list[torch.Tensor], weight: float, grads: list[torch.Tensor] | None,
+               terms: Terms = EAGER) -> float:
     """Sum of squared errors on the bands of image rows ``parts`` ((m,) int64 each, :func:`row_bands`) of target
     (H, W, C); back-propagates weight × it into the synthesis network and into ``grads`` (full-size, one a level;
     None: the latents are fixed)."""
@@ -73,7 +76,8 @@ def distortion(synthesis: Synthesis, up: Upsampler, ys: list[torch.Tensor], targ
     total = 0.0
     for part in parts:
         x, leaves, spans = read(up, ys, part, grads is not None)
-        sse = torch.sum((synthesis(x) - target[part].reshape(-1, C)) ** 2)
+        want = target[part].reshape(-1, C)
+        sse = terms.distortion(synthesis, x, want) * want.numel()
         (weight * sse).backward()
         total += float(sse.detach())
         add_grads(grads, leaves, spans)
@@ -81,7 +85,7 @@ def distortion(synthesis: Synthesis, up: Upsampler, ys: list[torch.Tensor], targ
 
 
 def rate(model: ContextModel, ys: list[torch.Tensor], band_latents: int, weight: float | None = None,
-         grads: list[torch.Tensor] | None = None) -> float:
+         grads: list[torch.Tensor] | None = None, terms: Terms = EAGER) -> float:
     """Bits of the latents ``ys`` (finest first) under the float context model, level by level in bands of
     about ``band_latents``; back-propagates weight × them into the model and into ``grads`` (no weight: only
     counts them)."""
@@ -106,7 +110,7 @@ def rate(model: ContextModel, ys: list[torch.Tensor], band_latents: int, weight:
             if parent is not None:
                 plo, phi = spans[1]
                 above = F.pad(leaves[1], (1, 1, plo - lo, hi - phi))
-            bits = columns_bits(model, band_columns(own, above))
+            bits = terms.rate(model, band_columns(own, above))
             if bits.requires_grad:
                 (weight * bits).backward()
             total += float(bits.detach())

@@ -101,7 +101,7 @@ class TrainOptions:
     row_stride: int = 1  # distortion on every row_stride-th row a step (random offset): a cheaper, unbiased step
     quantizer: str = "softround"  # "noise": y + U(−½, ½); "softround": s_T(s_T(y) + n), n Kumaraswamy noise
     temperature: tuple[float, float] = (0.3, 0.3)  # softround temperature at the start and end of the soft stage
-    compile: bool = False  # the step's rate and distortion compiled (:mod:`.fused`; not for photos trained in bands)
+    compile: bool = False  # the step's rate and distortion compiled (:mod:`.fused`), whole or band by band
     kumaraswamy: tuple[float, float] = (2.0, 1.0)  # noise shape a (1: uniform) at the start and end
 
 
@@ -120,7 +120,7 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     H, W, C = target.shape
     banded = bands.banded(H, W)  # a large photo: band by band (:mod:`.bands`, the same gradients)
     up = bands.upsampler(field_.shapes, H, W)
-    terms = fused.Terms(options.compile and not banded)  # large photos' bands stay eager
+    terms = fused.Terms(options.compile)
     flat_target = target.reshape(H * W, C)
     opt = torch.optim.Adam([{"params": list(field_.grids), "lr": options.lr_latent},
                             {"params": field_.network_parameters(), "lr": options.lr_network}], betas=ADAM_BETAS)
@@ -161,8 +161,10 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
             parts = bands.row_bands(rows, H, W)
             n = sum(len(part) for part in parts) * W * C
             grads = None if hard else [torch.zeros_like(y) for y in ys]
-            mse = bands.distortion(field_.synthesis, up, ys, target, parts, 1 / n, grads) / n
-            bits = bands.rate(field_.context, ys, bands.BAND_PIXELS, lmbda / pixels, grads)
+            def run():
+                mse = bands.distortion(field_.synthesis, up, ys, target, parts, 1 / n, grads, terms) / n
+                return bands.rate(field_.context, ys, bands.BAND_PIXELS, lmbda / pixels, grads, terms), mse
+            bits, mse = terms.step(run, lambda: _reset(opt, grads))
             if grads is not None:
                 torch.autograd.backward(ys, grads)
         else:
@@ -229,6 +231,13 @@ def _soft(g: torch.Tensor, progress: float, options: TrainOptions) -> torch.Tens
     b = (2 ** a * (a - 1) + 1) / a  # mode at ½
     n = (1 - (1 - u) ** (1 / b)) ** (1 / a) - 0.5
     return _NoisySoftRound.apply(g, n, t)
+
+
+def _reset(opt: torch.optim.Optimizer, grads: list[torch.Tensor] | None) -> None:
+    """A banded step's gradients back to zero: the networks' and the latents' buffers (a step run again)."""
+    opt.zero_grad(set_to_none=True)
+    for g in grads or ():
+        g.zero_()
 
 
 class _NoisySoftRound(torch.autograd.Function):
