@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -194,7 +193,7 @@ def _trim(shapes, ctx: IntegerContext, latents, weights: np.ndarray, room: float
                 f_hi /= 2
             last = "lo"
             if lo >= top:
-                deadzone, chosen = _deadzone(shapes, ctx, latents, lambda p: p[2] <= room)
+                deadzone, chosen = _deadzone(shapes, ctx, latents, room)
                 return deadzone, 0.0, chosen
             if f_hi is not None and hi / lo <= SLOPE_RESOLUTION:
                 break
@@ -207,15 +206,18 @@ def _trim(shapes, ctx: IntegerContext, latents, weights: np.ndarray, room: float
     return 0.0, hi, _latent_pass(shapes, ctx, latents, slope=hi, weights=weights)
 
 
-def _deadzone(shapes, ctx: IntegerContext, latents, fits: Callable[[tuple], bool]):
-    """The smallest dead zone (to DEADZONE_RESOLUTION) whose latent pass ``fits``, and that pass; (DEADZONE_MAX,
-    None) if none does."""
+def _deadzone(shapes, ctx: IntegerContext, latents, room: float):
+    """The smallest dead zone (to DEADZONE_RESOLUTION) whose latent pass takes at most ``room`` bits, and that pass;
+    (DEADZONE_MAX, None) if none does."""
+    def fits(deadzone: float) -> bool:
+        return _latent_pass(shapes, ctx, latents, deadzone, keep=False)[2] <= room
+
     lo, hi = 0.0, DEADZONE_MAX
-    if not fits(_latent_pass(shapes, ctx, latents, hi, keep=False)):
+    if not fits(hi):
         return hi, None
     while hi - lo > DEADZONE_RESOLUTION:
         mid = 0.5 * (lo + hi)
-        if fits(_latent_pass(shapes, ctx, latents, mid, keep=False)):
+        if fits(mid):
             hi = mid
         else:
             lo = mid
