@@ -217,6 +217,11 @@ LATENT_MAX_FIXED_SHARE = 1 / 3
 # 0.5 bpp, default effort, it measured 31.64 dB in 659 s against the tiled field's 30.72 dB in 275 s
 # (docs/latent.md, "Large photos"). Larger than this keeps the tiled field (measured to 48 MP in 5 GB).
 LATENT_MAX_PIXELS = 1 << 24
+# At rates up to this the finest level is 1:2 (no latent a pixel): at the fast effort and 0.25 bpp, +0.14 to +0.58 dB
+# on 8 of 9 training-side 768×512 photos (−0.14 on 009) in about half the step time; at 0.5 bpp mixed (+0.38,
+# −0.08, −1.24 dB) and at 1 bpp the coarser field cannot spend the rate (0.73–0.84 bpp for 1) (docs/latent.md,
+# "The finest level at low rates").
+LATENT_HALF_SCALE_BPP = 0.3
 
 
 def latent_lr(steps: int) -> float:
@@ -224,11 +229,13 @@ def latent_lr(steps: int) -> float:
     return LATENT_SHORT_LR if steps <= LATENT_SHORT_STEPS else LATENT_LR
 
 
-def latent_config(H: int, W: int):
-    """The latent field's shape for an H×W image: levels down to a coarsest grid of about 8 latents a side."""
+def latent_config(H: int, W: int, bpp: float | None = None):
+    """The latent field's shape for an H×W image at ``bpp`` (None: a λ given directly): levels down to a coarsest
+    grid of about 8 latents a side, from 1:2 at rates up to LATENT_HALF_SCALE_BPP, else from 1:1."""
     from .latent.field import LatentConfig
     levels = max(1, min(7, int(math.log2(max(1, min(H, W) // 4))) + 1))
-    return LatentConfig(levels=levels)
+    first = 1 if bpp is not None and bpp <= LATENT_HALF_SCALE_BPP and levels > 1 else 0
+    return LatentConfig(levels=levels - first, first=first)
 
 
 def image_field(bpp: float, pixels: int, effort: str, fixed_bits: float) -> str:

@@ -41,3 +41,5 @@ def test_conformance_files_are_valid_and_described():
     assert {1, 2} <= {i["channels"] for i in infos if i["kind"] == "audio"}
     assert {1, 2, 3} <= {i["version"] for i in infos}  # without and with a learned prior; latent grids
     assert {"image", "audio"} == {i["kind"] for i in infos if i["version"] == 3}  # latent grids, spectral field
+    # latent grids from the pixels' own scale and from 1:2 (§8's F)
+    assert {0, 1} == {i["field"]["first"] for i in infos if i["version"] == 3 and i["kind"] == "image"}

@@ -17,11 +17,11 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import snfcodec
-from snfcodec import container, pillow  # noqa: F401  (registers .snf with Pillow)
+from snfcodec import container, pillow, presets  # noqa: F401  (pillow registers .snf with Pillow)
 from snfcodec.cli import main
 from snfcodec.codec import psnr_uint8
 from snfcodec.errors import SnfFormatError, SnfInputError
-from snfcodec.latent import fused
+from snfcodec.latent import bitstream, fused
 
 BPP = 6.0  # a 48×48 field's networks alone cost about 3.5 bpp
 
@@ -257,3 +257,31 @@ def test_the_trim_search_finds_the_smallest_fitting_slope_from_any_guess(guess):
     assert deadzone == 0.0 and slope > 0
     assert chosen[2] <= room and chosen[2] == bits(slope)
     assert chosen[2] >= room * (1 - encoder.TRIM_TOLERANCE) or bits(slope / encoder.SLOPE_RESOLUTION) > room
+
+
+def test_a_field_from_half_scale_round_trips_and_says_so(photo48, resign):
+    """A field whose finest level is 1:2 (the presets' choice at low rates) is written, read and sampled with
+    its levels' scales: the header keeps ``first``, the decode is the encoder's, crops sample the same field."""
+    from snfcodec.latent import decoder, encoder
+    from snfcodec.latent.field import LatentConfig
+
+    config = LatentConfig(levels=3, first=1)
+    encoded = encoder.encode(photo48, 3, encoder.LatentOptions(config, 60, bpp=BPP))
+    field = decoder.read_field(encoded.data)
+    assert field.header.config == config
+    assert [g.shape for g in field.grids] == [(24, 24), (12, 12), (6, 6)]
+    assert snfcodec.info(encoded.data)["latents"] == 24 * 24 + 12 * 12 + 6 * 6
+    full = snfcodec.decode(encoded.data)
+    assert psnr_uint8(full, photo48) > 20
+    np.testing.assert_array_equal(snfcodec.decode(encoded.data, crop=(8, 4, 20, 30)), full[4:34, 8:28])
+    beyond = bytearray(encoded.data)
+    beyond[31] = bitstream.MAX_FIRST + 1  # the header's finest-level byte
+    with pytest.raises(SnfFormatError, match="finest level"):
+        snfcodec.decode(resign(bytes(beyond)))
+
+
+def test_the_presets_start_at_half_scale_at_low_rates_only():
+    low, high, given = (presets.latent_config(512, 768, bpp) for bpp in (0.25, 0.5, None))
+    assert (low.first, high.first, given.first) == (1, 0, 0)
+    # the coarsest level is the same size either way
+    assert low.first + low.levels == high.first + high.levels

@@ -24,6 +24,21 @@ def test_level_shapes_halve_with_ceiling():
     assert grids.level_shapes(33, 20, 4) == [(33, 20), (17, 10), (9, 5), (5, 3)]
 
 
+def test_a_field_from_half_scale_reads_the_coarser_levels_as_the_full_pyramid_does(monkeypatch):
+    """``first`` = 1: the levels are the full pyramid's levels 1.., read at the same positions by every reader
+    (matrix, gather, polyphase) — the pixel-size level is left out, nothing else changes."""
+    rng = np.random.default_rng(6)
+    H, W = 20, 28
+    assert grids.level_shapes(H, W, 3, first=1) == grids.level_shapes(H, W, 4)[1:]
+    full = _pyramid(rng, grids.level_shapes(H, W, 4))
+    for rows, cols in ((pixel_centres(H), pixel_centres(W)), (np.linspace(0.1, 19.7, 37), np.linspace(-0.5, 28.5, 11))):
+        for limit in (grids.DENSE_LIMIT, 0):
+            monkeypatch.setattr(grids, "DENSE_LIMIT", limit)
+            whole = grids.Upsampler([tuple(g.shape) for g in full], rows, cols, torch.float64)(full)
+            half = grids.Upsampler([tuple(g.shape) for g in full[1:]], rows, cols, torch.float64, first=1)(full[1:])
+            np.testing.assert_allclose(half.numpy(), whole[..., 1:].numpy(), atol=1e-12)
+
+
 def test_upsampling_matches_torch_bicubic_at_power_of_two_scales():
     """At 2^l × the level's own size the cubic reading is torch's bicubic (a = −0.75, border clamped)."""
     rng = np.random.default_rng(0)

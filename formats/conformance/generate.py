@@ -36,6 +36,8 @@ CASES = [
     ("rgb_latent_48x32", "RGB", (48, 32), {"field": "latent", "bpp": 10.0, "steps": 40},
      [{"scale": 2}, {"crop": [5, 3, 20, 15], "scale": 1.5}, {"size": [13, 9]}]),
     ("gray_latent_40x40", "L", (40, 40), {"field": "latent", "bpp": 9.0, "steps": 40}, [{"scale": 0.5}]),
+    # ... at a low rate, where the presets start the levels at 1:2 (§8's F = 1)
+    ("rgb_latent_half_256x192", "RGB", (256, 192), {"field": "latent", "bpp": 0.3, "steps": 40}, [{"scale": 1.5}]),
 ]
 AUDIO_CASES = [
     # name, (start, stop, step) samples of the speech sample (48 kHz; step 6: every sixth, taken as 8 kHz),

@@ -32,9 +32,12 @@ def banded(H: int, W: int) -> bool:
     return H * W > WHOLE_PIXELS
 
 
-def upsampler(shapes: list[tuple[int, int]], H: int, W: int, dtype: torch.dtype = torch.float32) -> Upsampler:
-    """The levels read at an H×W image's pixel centres, as its bands read them."""
-    return Upsampler(shapes, pixel_centres(H), pixel_centres(W), dtype, dense_limit=0 if banded(H, W) else None)
+def upsampler(shapes: list[tuple[int, int]], H: int, W: int, dtype: torch.dtype = torch.float32,
+              first: int = 0) -> Upsampler:
+    """The levels (of :func:`.grids.level_shapes` from ``first``) read at an H×W image's pixel centres, as its
+    bands read them."""
+    return Upsampler(shapes, pixel_centres(H), pixel_centres(W), dtype, dense_limit=0 if banded(H, W) else None,
+                     first=first)
 
 
 def row_bands(rows: torch.Tensor | None, H: int, W: int) -> list[torch.Tensor | None]:

@@ -20,18 +20,20 @@ from . import tables
 from .coding import TensorCode
 from .context import FRAC, MAX_WEIGHT, context_shapes
 from .field import LatentConfig
+from .grids import level_shapes
 from .synthesis import ACTIVATIONS, synthesis_shapes
 
 VERSION = 3
 MAX_SIDE = 1 << 16  # pixels along one side
 MAX_PIXELS = 1 << 28
 MAX_LEVELS = 12
+MAX_FIRST = 4  # the finest level at most 1:16
 MAX_WIDTH = 64  # synthesis and context widths
 MAX_HIDDEN = 4
 MAX_SYNTH_SHIFT = 16  # synthesis steps 2^-0 … 2^-16
 _PREFIX = struct.Struct("<4sBBHII")  # as container: magic, version, kind, flags, header_length, payload_length
 _FIXED = struct.Struct("<IIBBBBBBBBf")  # H, W, channels, layout, levels, width, hidden, activation, context
-# width, reserved, ω₀
+# width, first (the finest level's exponent; reserved = 0 before it was defined, so older files read as first 0), ω₀
 _RECORD = struct.Struct("<BBhh")  # per tensor: exponent (synthesis: step 2^-q; context: weights are symbol · 2^q
 # in units 2^-8), scale index, lo, hi
 _CRC = struct.Struct("<I")
@@ -69,8 +71,8 @@ class LatentHeader:
 
     def to_dict(self) -> dict:
         from ..container import IMAGE_LAYOUTS
-        latents = sum(math.ceil(self.height / 2 ** l) * math.ceil(self.width / 2 ** l)
-                      for l in range(self.config.levels))
+        c = self.config
+        latents = sum(h * w for h, w in level_shapes(self.height, self.width, c.levels, c.first))
         return {"version": VERSION, "kind": "image", "shape": [self.height, self.width], "channels": self.channels,
                 "layout": IMAGE_LAYOUTS[self.layout_code], "sample_rate": 0, "field": asdict(self.config),
                 "latents": latents, "parameters": self.parameters,
@@ -84,7 +86,7 @@ class LatentHeader:
 def write(header: LatentHeader, payload: bytes) -> bytes:
     c = header.config
     body = _FIXED.pack(header.height, header.width, header.channels, header.layout_code, c.levels, c.width,
-                       c.hidden, ACTIVATIONS.index(c.activation), c.context_width, 0, c.omega0)
+                       c.hidden, ACTIVATIONS.index(c.activation), c.context_width, c.first, c.omega0)
     return framed(header.kind, body + pack_records(header.synthesis + header.context), payload)
 
 
@@ -151,7 +153,7 @@ def read(data: bytes) -> tuple[LatentHeader, bytes]:
         fail(5, f"version {VERSION} holds images, not media kind {kind}")
     if hlen < _FIXED.size:
         fail(8, f"header length {hlen} is too short")
-    H, W, C, layout, levels, width, hidden, act, cwidth, reserved, omega0 = _FIXED.unpack_from(data, pos)
+    H, W, C, layout, levels, width, hidden, act, cwidth, first, omega0 = _FIXED.unpack_from(data, pos)
     checks = [
         (1 <= H <= MAX_SIDE and 1 <= W <= MAX_SIDE and H * W <= MAX_PIXELS, f"image size {W}x{H} out of range"),
         (layout in IMAGE_LAYOUTS and layout == C, f"image layout {layout} with {C} channels"),
@@ -160,14 +162,14 @@ def read(data: bytes) -> tuple[LatentHeader, bytes]:
         (0 <= hidden <= MAX_HIDDEN, f"synthesis hidden layers {hidden} outside 0..{MAX_HIDDEN}"),
         (act < len(ACTIVATIONS), f"unknown activation {act}"),
         (1 <= cwidth <= MAX_WIDTH, f"context width {cwidth} outside 1..{MAX_WIDTH}"),
-        (reserved == 0, "reserved field is not zero"),
+        (first <= MAX_FIRST, f"finest level 1:2^{first} beyond 1:2^{MAX_FIRST}"),
         (math.isfinite(omega0) and 0 < omega0 <= 1e4, f"omega0 {omega0} is not a positive finite number"),
     ]
     for ok, what in checks:
         if not ok:
             fail(pos, what)
     pos += _FIXED.size
-    config = LatentConfig(levels, width, hidden, ACTIVATIONS[act], float(omega0), cwidth)
+    config = LatentConfig(levels, width, hidden, ACTIVATIONS[act], float(omega0), cwidth, first)
     n_synth, n_ctx = 2 * (hidden + 1), 12
     if end - pos != (n_synth + n_ctx) * _RECORD.size:
         fail(pos, f"header length {hlen} does not match {n_synth} + {n_ctx} tensor records")

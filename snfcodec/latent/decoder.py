@@ -41,7 +41,7 @@ def read_field(data: bytes) -> DecodedField:
             k = tables.decode_weights(decoder, math.prod(shape), code.lo, code.hi, code.scale_index)
             synth.append(torch.tensor(bitstream.dequantize_synthesis(k, code)).reshape(shape))
         context = IntegerContext(coding.decode_context(decoder, header.context, header.context_shapes()))
-        shapes = level_shapes(header.height, header.width, header.config.levels)
+        shapes = level_shapes(header.height, header.width, header.config.levels, header.config.first)
         grids = coding.walk(shapes, context, coding.decoder_chooser(decoder))
     return DecodedField(header, grids, synth)
 
@@ -53,7 +53,7 @@ def sample(field: DecodedField, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     grids = [torch.tensor(g, dtype=torch.float64) for g in field.grids]
     out = np.empty((len(rows), len(cols), header.channels), dtype=np.uint8)
     band = max(1, BAND_VALUES // (len(cols) * len(shapes)))
-    up = Upsampler(shapes, rows, cols, torch.float64)  # its taps once; each band reads its rows
+    up = Upsampler(shapes, rows, cols, torch.float64, first=header.config.first)  # its taps once; each band its rows
     for r in range(0, len(rows), band):
         part = rows[r:r + band]
         x = up(grids, torch.arange(r, r + len(part))).reshape(len(part) * len(cols), -1)

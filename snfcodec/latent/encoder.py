@@ -104,7 +104,7 @@ def _synthesis_choice(field: LatentField, grids, target: torch.Tensor, lmbda: fl
     """The synthesis step 2^-q with the least MSE + λ · bpp on the rounded latents ``grids`` (MSE on ``rows``
     only, if given): (symbols, codes, bits)."""
     H, W, C = target.shape
-    up = bands.upsampler(field.shapes, H, W, torch.float64)
+    up = bands.upsampler(field.shapes, H, W, torch.float64, field.config.first)
     levels = [torch.tensor(np.asarray(g), dtype=torch.float64) for g in grids]
     candidates = []
     for q in SYNTH_EXPONENTS:
@@ -144,7 +144,7 @@ def _sensitivity(field: LatentField, grids, target: torch.Tensor) -> np.ndarray:
     """Per level, the distortion (sum of squared [0, 1] pixel errors) a unit change of one latent causes, on
     average: E‖∂out/∂y‖² by random ±1 projections of the output (Hutchinson), on the latents ``grids``."""
     H, W, C = target.shape
-    up = bands.upsampler(field.shapes, H, W)
+    up = bands.upsampler(field.shapes, H, W, first=field.config.first)
     ys = [torch.tensor(np.asarray(g, dtype=np.float32)) for g in grids]
     sums = [[torch.zeros_like(y) for y in ys] for _ in range(SENSITIVITY_PROBES)]  # J^T v, per probe and level
     generator = torch.Generator().manual_seed(0)

@@ -24,6 +24,7 @@ class LatentConfig:
     activation: str = "sine"
     omega0: float = 1.0  # first sine layer's frequency scale (latents are in quantization steps)
     context_width: int = 12  # hidden width of the two context networks
+    first: int = 0  # the finest level is 1:2^first (levels 1:2^first … 1:2^(first + levels − 1))
 
 
 class LatentField(torch.nn.Module):
@@ -31,7 +32,7 @@ class LatentField(torch.nn.Module):
                  generator: torch.Generator):
         super().__init__()
         self.config = config
-        self.shapes = level_shapes(H, W, config.levels)
+        self.shapes = level_shapes(H, W, config.levels, config.first)
         self.grids = torch.nn.ParameterList(torch.nn.Parameter(torch.zeros(h, w)) for h, w in self.shapes)
         self.synthesis = Synthesis(config.levels, config.width, config.hidden, C, config.activation,
                                    config.omega0, alpha, generator)

@@ -5,7 +5,9 @@ along an axis sits at canvas position (k + 0.5) · 2^l, on the same canvas as th
 ``i + 0.5``, :mod:`snfcodec.grid`). Every level is read at any canvas position by separable cubic
 convolution (Keys' kernel, a = −0.75, which passes through the samples), so the field is defined at every
 coordinate: the original grid, 2×, a crop, a thumbnail are all the same function sampled elsewhere. At the
-original pixel centres level 0 reads back exactly its own samples.
+original pixel centres level 0 reads back exactly its own samples. A field's levels are l = first … first + L − 1:
+at low rates it starts at 1:2 (``LatentConfig.first``), where a level at the pixels' own resolution costs more
+than it gives.
 
 Each axis of a level is read by four taps per position: as one matrix product where the (outputs × samples)
 matrix is small; at the pixel centres of a large image, as one convolution with 2^l phases of five taps (the
@@ -26,9 +28,9 @@ KEYS_A = -0.75  # the cubic convolution of torch's and OpenCV's bicubic; interpo
 DENSE_LIMIT = 1 << 22  # an axis whose (outputs × samples) matrix is this small is read by one matrix product
 
 
-def level_shapes(H: int, W: int, levels: int) -> list[tuple[int, int]]:
-    """(rows, cols) of each level, finest first."""
-    return [(math.ceil(H / 2 ** l), math.ceil(W / 2 ** l)) for l in range(levels)]
+def level_shapes(H: int, W: int, levels: int, first: int = 0) -> list[tuple[int, int]]:
+    """(rows, cols) of each level, finest first: levels at 1:2^first … 1:2^(first + levels − 1)."""
+    return [(math.ceil(H / 2 ** l), math.ceil(W / 2 ** l)) for l in range(first, first + levels)]
 
 
 def _keys(t: np.ndarray) -> np.ndarray:
@@ -72,13 +74,14 @@ class Upsampler:
     """
 
     def __init__(self, shapes: list[tuple[int, int]], rows: np.ndarray, cols: np.ndarray,
-                 dtype: torch.dtype = torch.float32, device="cpu", dense_limit: int | None = None):
-        """``dense_limit``: the largest (outputs × samples) an axis reads by one matrix product (None:
-        DENSE_LIMIT; 0 for a large photo's bands, whose rows are read from windows)."""
+                 dtype: torch.dtype = torch.float32, device="cpu", dense_limit: int | None = None, first: int = 0):
+        """``shapes``: of :func:`level_shapes` with the same ``first``; ``dense_limit``: the largest (outputs ×
+        samples) an axis reads by one matrix product (None: DENSE_LIMIT; 0 for a large photo's bands, whose rows
+        are read from windows)."""
         self.shapes = shapes
         limit = DENSE_LIMIT if dense_limit is None else dense_limit
-        self.rows = [_Reader(rows, l, h, dtype, device, limit) for l, (h, _) in enumerate(shapes)]
-        self.cols = [_Reader(cols, l, w, dtype, device, limit) for l, (_, w) in enumerate(shapes)]
+        self.rows = [_Reader(rows, first + l, h, dtype, device, limit) for l, (h, _) in enumerate(shapes)]
+        self.cols = [_Reader(cols, first + l, w, dtype, device, limit) for l, (_, w) in enumerate(shapes)]
         self.out_shape = (len(rows), len(cols))
 
     def level(self, l: int, grid: torch.Tensor, rows: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:

@@ -119,7 +119,7 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     """Fit ``field_`` to target (H, W, C) float32 in [0, 1] in place."""
     H, W, C = target.shape
     banded = bands.banded(H, W)  # a large photo: band by band (:mod:`.bands`, the same gradients)
-    up = bands.upsampler(field_.shapes, H, W)
+    up = bands.upsampler(field_.shapes, H, W, first=field_.config.first)
     terms = fused.Terms(options.compile)
     flat_target = target.reshape(H * W, C)
     opt = torch.optim.Adam([{"params": list(field_.grids), "lr": options.lr_latent},
