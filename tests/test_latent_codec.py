@@ -208,11 +208,16 @@ def test_every_truncation_is_a_format_error(encoded48):
             snfcodec.decode(data[:n])
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.data())
-def test_crafted_files_end_in_format_errors_or_images(encoded48, resign, data):
+HALF_SCALE_VECTOR = os.path.join(os.path.dirname(__file__), "..", "formats", "conformance",
+                                 "rgb_latent_half_256x192.snf")  # grids from 1:2 (F = 1)
+
+
+@pytest.mark.parametrize("which", ["from 1:1", "from 1:2"])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_crafted_files_end_in_format_errors_or_images(encoded48, resign, which, data):
     """Bytes changed and the CRC recomputed (a crafted, not a damaged file): only SnfFormatError escapes."""
-    raw = bytearray(encoded48.data)
+    raw = bytearray(encoded48.data if which == "from 1:1" else open(HALF_SCALE_VECTOR, "rb").read())
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(raw) - 5))
         raw[i] = data.draw(st.integers(0, 255))
