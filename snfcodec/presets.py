@@ -217,10 +217,10 @@ LATENT_MAX_FIXED_SHARE = 1 / 3
 # 0.5 bpp, default effort, it measured 31.64 dB in 659 s against the tiled field's 30.72 dB in 275 s
 # (docs/latent.md, "Large photos"). Larger than this keeps the tiled field (measured to 48 MP in 5 GB).
 LATENT_MAX_PIXELS = 1 << 24
-# At rates up to this the finest level is 1:2 (no latent a pixel): at the fast effort and 0.25 bpp, +0.14 to +0.58 dB
-# on 8 of 9 training-side 768×512 photos (−0.14 on 009) in about half the step time; at 0.5 bpp mixed (+0.38,
-# −0.08, −1.24 dB) and at 1 bpp the coarser field cannot spend the rate (0.73–0.84 bpp for 1) (docs/latent.md,
-# "The finest level at low rates").
+# At rates up to this the finest level is 1:2 (no latent a pixel). At 0.25 bpp on nine training-side 768×512 photos
+# (docs/latent.md, "The finest level at low rates"): fast +0.24 dB on average (8 of 9 up, 009 −0.14), default
+# +0.14 (6 of 9 up, 009 −0.32), each in about half the fitting time; at 0.375 bpp +0.64 / +0.34 / −0.58 dB and at
+# 0.5 bpp +0.38 / −0.08 / −1.24 (fast, three photos); at 1 bpp the coarser field cannot spend the rate.
 LATENT_HALF_SCALE_BPP = 0.3
 
 
