@@ -468,7 +468,8 @@ def image_field(options: EncodeOptions, bpp: float, H: int, W: int, C: int) -> s
         return "latent"
     if _asks_for_tiles(options):
         return "tiles"
-    fixed = latent.encoder.fixed_bits(presets.latent_config(H, W, bpp), C)
+    steps = options.steps if options.steps is not None else presets.LATENT_STEPS.get(options.effort, 0)
+    fixed = latent.encoder.fixed_bits(presets.latent_config(H, W, bpp, steps), C)
     return presets.image_field(bpp, H * W, options.effort, fixed)
 
 
@@ -513,7 +514,7 @@ def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> Enco
     if not latent.bands.banded(H, W):  # whole-photo steps reuse the same large blocks (large photos' bands were
         reuse_freed_memory()  # measured with glibc's defaults); 768×512: 80–90 → 72–75 ms a step
     encoded = latent.encoder.encode(item.original, item.layout_code, latent.encoder.LatentOptions(
-        presets.latent_config(H, W, bpp), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,
+        presets.latent_config(H, W, bpp, steps), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,
         lr_network=presets.LATENT_LR_NETWORK, seed=int(options.seed), max_seconds=options.max_seconds,
         progress=options.progress, row_stride=presets.LATENT_ROW_STRIDE, quantizer=presets.LATENT_QUANTIZER,
         temperature=presets.LATENT_TEMPERATURE,

@@ -222,6 +222,10 @@ LATENT_MAX_PIXELS = 1 << 24
 # +0.14 (6 of 9 up, 009 −0.32), each in about half the fitting time; at 0.375 bpp +0.64 / +0.34 / −0.58 dB and at
 # 0.5 bpp +0.38 / −0.08 / −1.24 (fast, three photos); at 1 bpp the coarser field cannot spend the rate.
 LATENT_HALF_SCALE_BPP = 0.3
+# ... in runs of at most this many steps: at the slow effort's 2,000 (0.25 bpp) two photos gained +0.21 / +0.14 dB
+# but 009 ended 27 % under its target (the rounded rate fell 0.273 → 0.173 bpp within 100 steps of the switch, as the
+# context model relearned the fixed latents after λ had risen 6× against an overestimate; docs/latent.md).
+LATENT_HALF_SCALE_STEPS = 800
 
 
 def latent_lr(steps: int) -> float:
@@ -229,12 +233,14 @@ def latent_lr(steps: int) -> float:
     return LATENT_SHORT_LR if steps <= LATENT_SHORT_STEPS else LATENT_LR
 
 
-def latent_config(H: int, W: int, bpp: float | None = None):
-    """The latent field's shape for an H×W image at ``bpp`` (None: a λ given directly): levels down to a coarsest
-    grid of about 8 latents a side, from 1:2 at rates up to LATENT_HALF_SCALE_BPP, else from 1:1."""
+def latent_config(H: int, W: int, bpp: float | None = None, steps: int = LATENT_STEPS["default"]):
+    """The latent field's shape for an H×W image at ``bpp`` (None: a λ given directly) fitted in ``steps``: levels
+    down to a coarsest grid of about 8 latents a side, from 1:2 at rates up to LATENT_HALF_SCALE_BPP in runs of up
+    to LATENT_HALF_SCALE_STEPS, else from 1:1."""
     from .latent.field import LatentConfig
     levels = max(1, min(7, int(math.log2(max(1, min(H, W) // 4))) + 1))
-    first = 1 if bpp is not None and bpp <= LATENT_HALF_SCALE_BPP and levels > 1 else 0
+    half = bpp is not None and bpp <= LATENT_HALF_SCALE_BPP and steps <= LATENT_HALF_SCALE_STEPS
+    first = 1 if half and levels > 1 else 0
     return LatentConfig(levels=levels - first, first=first)
 
 
