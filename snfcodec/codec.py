@@ -468,8 +468,7 @@ def image_field(options: EncodeOptions, bpp: float, H: int, W: int, C: int) -> s
         return "latent"
     if _asks_for_tiles(options):
         return "tiles"
-    steps = options.steps if options.steps is not None else presets.LATENT_STEPS.get(options.effort, 0)
-    fixed = latent.encoder.fixed_bits(presets.latent_config(H, W, bpp, steps), C)
+    fixed = latent.encoder.fixed_bits(presets.latent_config(H, W, bpp, _latent_steps(options)), C)
     return presets.image_field(bpp, H * W, options.effort, fixed)
 
 
@@ -485,6 +484,12 @@ def _asks_for_tiles(options: EncodeOptions) -> bool:
     are other quantities: α of its synthesis, the latents' step size)."""
     return (options.psnr is not None or options.tile is not None or options.device == "cuda"
             or options.prior in (None, "none") or options.alpha != "auto" or options.lr is not None)
+
+
+def _latent_steps(options: EncodeOptions) -> int:
+    """The latent image field's step count: ``steps``, else the effort's (0 for an effort it does not know, which
+    the encoder refuses and "auto" does not give it)."""
+    return int(options.steps) if options.steps is not None else presets.LATENT_STEPS.get(options.effort, 0)
 
 
 def _check_latent_options(options: EncodeOptions, what: str) -> None:
@@ -508,7 +513,7 @@ def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> Enco
     if options.effort not in presets.LATENT_STEPS:
         raise SnfInputError(f"effort must be one of {', '.join(presets.LATENT_STEPS)}, not {options.effort!r}")
     alpha = presets.LATENT_ALPHA if options.alpha == "auto" else _resolve_alpha(options.alpha, None)
-    steps = presets.LATENT_STEPS[options.effort] if options.steps is None else int(options.steps)
+    steps = _latent_steps(options)
     lr = presets.latent_lr(steps) if options.lr is None else _positive("lr", options.lr, presets.LATENT_LR)
     bpp = None if options.lmbda is not None and options.bpp is None else 8 * item.budget_bytes / (H * W)
     if not latent.bands.banded(H, W):  # whole-photo steps reuse the same large blocks (large photos' bands were

@@ -208,16 +208,20 @@ def test_every_truncation_is_a_format_error(encoded48):
             snfcodec.decode(data[:n])
 
 
-HALF_SCALE_VECTOR = os.path.join(os.path.dirname(__file__), "..", "formats", "conformance",
-                                 "rgb_latent_half_256x192.snf")  # grids from 1:2 (F = 1)
+@pytest.fixture(scope="module")
+def half_scale_vector():
+    """The conformance file whose grids start at 1:2 (F = 1)."""
+    with open(os.path.join(os.path.dirname(__file__), "..", "formats", "conformance",
+                           "rgb_latent_half_256x192.snf"), "rb") as f:
+        return f.read()
 
 
 @pytest.mark.parametrize("which", ["from 1:1", "from 1:2"])
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_crafted_files_end_in_format_errors_or_images(encoded48, resign, which, data):
+def test_crafted_files_end_in_format_errors_or_images(encoded48, half_scale_vector, resign, which, data):
     """Bytes changed and the CRC recomputed (a crafted, not a damaged file): only SnfFormatError escapes."""
-    raw = bytearray(encoded48.data if which == "from 1:1" else open(HALF_SCALE_VECTOR, "rb").read())
+    raw = bytearray(encoded48.data if which == "from 1:1" else half_scale_vector)
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(raw) - 5))
         raw[i] = data.draw(st.integers(0, 255))
