@@ -480,8 +480,9 @@ def _field_option(options: EncodeOptions) -> str:
 
 def _asks_for_tiles(options: EncodeOptions) -> bool:
     """Whether the options name something only the tiled field has, so that "auto" means the tiled field: a
-    PSNR target, a tile size, a CUDA fit, no prior, or a weight scaling α or learning rate (the latent field's
-    are other quantities: α of its synthesis, the latents' step size)."""
+    PSNR target, a tile size, a CUDA fit (the tiled field's was measured on a GPU; the latent field's is there for
+    ``field="latent"``), no prior, or a weight scaling α or learning rate (the latent field's are other
+    quantities: α of its synthesis, the latents' step size)."""
     return (options.psnr is not None or options.tile is not None or options.device == "cuda"
             or options.prior in (None, "none") or options.alpha != "auto" or options.lr is not None)
 
@@ -492,14 +493,14 @@ def _latent_steps(options: EncodeOptions) -> int:
     return int(options.steps) if options.steps is not None else presets.LATENT_STEPS.get(options.effort, 0)
 
 
-def _check_latent_options(options: EncodeOptions, what: str) -> None:
-    """The options a version-3 encode does not take."""
+def _check_latent_options(options: EncodeOptions, what: str, gpu: bool = False) -> None:
+    """The options a version-3 encode does not take (``gpu``: whether it can be fitted on a CUDA device)."""
+    if options.device == "cuda" and not gpu:
+        raise SnfInputError(f"the {what} is fitted on the CPU in this version; use --device cpu or auto")
     if options.psnr is not None:
         raise SnfInputError(f"psnr applies to the tiled field; the {what} takes a rate")
     if options.tile is not None:
         raise SnfInputError(f"tile applies to the tiled field; the {what} has no tiles")
-    if options.device == "cuda":
-        raise SnfInputError(f"the {what} is fitted on the CPU in this version; use --device cpu or auto")
     if options.steps is not None and options.steps < 0:
         raise SnfInputError(f"steps must be >= 0, got {options.steps}")
 
@@ -507,7 +508,7 @@ def _check_latent_options(options: EncodeOptions, what: str) -> None:
 def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> EncodeResult:
     """One image as a version-3 latent field (:mod:`snfcodec.latent`)."""
     H, W, C = item.original.shape
-    _check_latent_options(options, "latent field")
+    _check_latent_options(options, "latent field", gpu=True)
     if options.lmbda is not None and not (math.isfinite(options.lmbda) and options.lmbda > 0):
         raise SnfInputError(f"lmbda must be a positive number, got {options.lmbda}")
     if options.effort not in presets.LATENT_STEPS:
@@ -516,19 +517,21 @@ def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> Enco
     steps = _latent_steps(options)
     lr = presets.latent_lr(steps) if options.lr is None else _positive("lr", options.lr, presets.LATENT_LR)
     bpp = None if options.lmbda is not None and options.bpp is None else 8 * item.budget_bytes / (H * W)
+    resolve_device(options.device)  # refuses an unknown device, or cuda where there is none
+    device = "cuda" if options.device == "cuda" else "cpu"  # "auto": the CPU, where this field was measured
     if not latent.bands.banded(H, W):  # whole-photo steps reuse the same large blocks (large photos' bands were
         reuse_freed_memory()  # measured with glibc's defaults); 768×512: 80–90 → 72–75 ms a step
     encoded = latent.encoder.encode(item.original, item.layout_code, latent.encoder.LatentOptions(
         presets.latent_config(H, W, bpp, steps), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,
         lr_network=presets.LATENT_LR_NETWORK, seed=int(options.seed), max_seconds=options.max_seconds,
         progress=options.progress, row_stride=presets.LATENT_ROW_STRIDE, quantizer=presets.LATENT_QUANTIZER,
-        temperature=presets.LATENT_TEMPERATURE,
-        compile=latent.fused.requested(H * W * steps, presets.LATENT_COMPILE_WORK)))
+        temperature=presets.LATENT_TEMPERATURE, device=device,
+        compile=latent.fused.requested(H * W * steps, presets.LATENT_COMPILE_WORK, device)))
     field = latent.decoder.read_field(encoded.data)
     decoded = latent.decoder.sample(field, *image_axes(field.header))
     report = encoded.report
     return EncodeResult(encoded.data, 8 * len(encoded.data) / (H * W), psnr_uint8(decoded, item.original),
-                        time.perf_counter() - start, report.steps, 0, report.psnr, alpha, lr, "cpu",
+                        time.perf_counter() - start, report.steps, 0, report.psnr, alpha, lr, device,
                         fit_seconds=encoded.fit_seconds)
 
 

@@ -226,6 +226,11 @@ def test_device_check_runs_end_to_end_on_the_cpu(tmp_path):
         assert all(row["checks"].values()) and row["steps_per_second"] > 0 and row["device"] == "cpu"
     bad = CliRunner().invoke(device.main, ["--sizes", "12"])
     assert bad.exit_code == 2 and "WxH" in bad.output
+    latent = CliRunner().invoke(device.main, ["--device", "cpu", "--sizes", "48x32", "--steps", "10", "--bpp", "8",
+                                              "--field", "latent", "--out", str(tmp_path / "v3")])
+    assert latent.exit_code == 0, latent.output
+    row = json.loads((tmp_path / "v3" / "device.json").read_text())["rows"][0]
+    assert row["version"] == 3 and row["steps"] == 10 and all(row["checks"].values())
 
 
 def test_scale_eval_runs_each_size_in_its_own_process(tmp_path):

@@ -60,6 +60,29 @@ def test_same_seed_same_file_other_seed_other_file(photo48, encoded48):
     assert other.data != encoded48.data
 
 
+def test_the_cpu_fit_is_the_default_one_and_says_where_it_ran(photo48, encoded48):
+    on_cpu = snfcodec.encode(photo48, field="latent", bpp=BPP, steps=60, seed=0, device="cpu")
+    assert on_cpu.data == encoded48.data
+    assert on_cpu.device == encoded48.device == "cpu"  # "auto" fits this field on the CPU, GPU or not
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal where no GPU is")
+def test_a_gpu_fit_without_a_gpu_is_a_one_line_error(photo48):
+    with pytest.raises(SnfInputError, match="no CUDA device") as info:
+        snfcodec.encode(photo48, field="latent", bpp=BPP, steps=2, device="cuda")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_gpu_fit_decodes_on_the_cpu_like_a_cpu_fit(photo48, encoded48):
+    r = snfcodec.encode(photo48, field="latent", bpp=BPP, steps=60, seed=0, device="cuda")
+    assert r.device == "cuda" and container.version_of(r.data) == 3
+    assert len(r.data) <= BPP * 48 * 48 / 8
+    out = snfcodec.decode(r.data)
+    assert r.psnr == pytest.approx(psnr_uint8(out, photo48), abs=1e-9)
+    assert r.psnr > encoded48.psnr - 1.0  # the same fit up to float rounding
+
+
 @pytest.mark.skipif(fused._compiler() is None, reason="no C++ compiler for torch.compile")
 def test_a_compiled_fit_writes_a_file_like_the_eager_one(monkeypatch, photo48, encoded48):
     """SNFCODEC_COMPILE=1 compiles the step of any fit (:mod:`snfcodec.latent.fused`): the file meets the rate,

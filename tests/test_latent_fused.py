@@ -86,5 +86,9 @@ def test_the_environment_decides_before_the_size(monkeypatch):
     assert not fused.requested(2e8, 1e8)
     monkeypatch.setenv(fused.ENVIRONMENT, "1")
     assert fused.requested(10, 1e8)
+    assert fused.requested(10, 1e8, "cuda")  # asked for: compiled on a GPU too
     monkeypatch.setattr(fused, "_compiler", lambda: None)
     assert not fused.requested(2e8, 1e8)
+    monkeypatch.delenv(fused.ENVIRONMENT)
+    monkeypatch.setattr(fused, "_compiler", lambda: "g++")
+    assert not fused.requested(2e8, 1e8, "cuda")  # measured on the CPU only: a GPU fit stays eager unless asked

@@ -323,6 +323,8 @@ def test_user_mistakes_are_one_line_errors(voice, encoded):
         snfcodec.encode(voice, sample_rate=RATE, kbps=1)
     with pytest.raises(SnfInputError, match="psnr applies to the tiled field"):
         snfcodec.encode(voice, sample_rate=RATE, kbps=KBPS, psnr=40, field="latent")
+    with pytest.raises(SnfInputError, match="fitted on the CPU"):  # the image field's GPU fit is not audio's
+        snfcodec.encode(voice, sample_rate=RATE, kbps=KBPS, device="cuda", field="latent")
     with pytest.raises(SnfInputError, match="lmbda"):
         snfcodec.encode(voice, sample_rate=RATE, lmbda=0.01)
     with pytest.raises(SnfInputError, match="holds audio"):

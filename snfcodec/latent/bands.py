@@ -33,19 +33,19 @@ def banded(H: int, W: int) -> bool:
 
 
 def upsampler(shapes: list[tuple[int, int]], H: int, W: int, dtype: torch.dtype = torch.float32,
-              first: int = 0) -> Upsampler:
+              first: int = 0, device="cpu") -> Upsampler:
     """The levels (of :func:`.grids.level_shapes` from ``first``) read at an H×W image's pixel centres, as its
     bands read them."""
-    return Upsampler(shapes, pixel_centres(H), pixel_centres(W), dtype, dense_limit=0 if banded(H, W) else None,
-                     first=first)
+    return Upsampler(shapes, pixel_centres(H), pixel_centres(W), dtype, device,
+                     dense_limit=0 if banded(H, W) else None, first=first)
 
 
-def row_bands(rows: torch.Tensor | None, H: int, W: int) -> list[torch.Tensor | None]:
-    """The image rows ``rows`` (None: all) in bands of at most BAND_PIXELS pixels (one, unsplit, for a small
-    photo)."""
+def row_bands(rows: torch.Tensor | None, H: int, W: int, device="cpu") -> list[torch.Tensor | None]:
+    """The image rows ``rows`` (None: all, on ``device``) in bands of at most BAND_PIXELS pixels (one, unsplit,
+    for a small photo)."""
     if not banded(H, W):
         return [rows]
-    return list(torch.split(torch.arange(H) if rows is None else rows, max(1, BAND_PIXELS // W)))
+    return list(torch.split(torch.arange(H, device=device) if rows is None else rows, max(1, BAND_PIXELS // W)))
 
 
 def windows_of(ys: list[torch.Tensor], spans: list[tuple[int, int]], grad: bool) -> list[torch.Tensor]:

@@ -11,6 +11,7 @@ as the fallback where one step each is not enough.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class LatentOptions:
     quantizer: str = "softround"
     temperature: tuple[float, float] = (0.3, 0.3)
     compile: bool = False  # the training step compiled (:mod:`.fused`)
+    device: str = "cpu"  # where training runs; quantization, coding and the rate trim always run on the CPU
 
 
 @dataclass
@@ -131,11 +133,13 @@ def _synthesis_choice(field: LatentField, grids, target: torch.Tensor, lmbda: fl
 
 def _file_bits(field: LatentField, target: torch.Tensor):
     """Training's calibration (train.TrainOptions.exact_bits): what the file would spend on the rounded latents
-    and outside them (networks quantized as :func:`encode` does, the synthesis step chosen on every fourth row)."""
+    and outside them (networks quantized as :func:`encode` does, the synthesis step chosen on every fourth row).
+    ``target`` is on the CPU; a field trained on another device is measured from a CPU copy, as it will be coded."""
     def exact(grids: list[torch.Tensor], lmbda: float) -> tuple[float, float]:
-        latents = [g.detach().double().numpy() for g in grids]
-        *_, ctx_bits, plain = _context_choice(field.context, field.shapes, latents, keep=False)
-        syn_bits = _synthesis_choice(field, latents, target, lmbda, torch.arange(0, target.shape[0], 4))[2]
+        here = field if next(field.parameters()).device.type == "cpu" else copy.deepcopy(field).cpu()
+        latents = [g.detach().cpu().double().numpy() for g in grids]
+        *_, ctx_bits, plain = _context_choice(here.context, here.shapes, latents, keep=False)
+        syn_bits = _synthesis_choice(here, latents, target, lmbda, torch.arange(0, target.shape[0], 4))[2]
         return plain[2], ctx_bits + syn_bits + _overhead_bits(field.config)
     return exact
 
@@ -268,13 +272,16 @@ def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> Late
     if budget is not None and 8 * budget < 1.2 * network_bits:
         raise SnfInputError(f"the rate is too low for a {W}x{H} image ({budget} bytes); ask for at least "
                             f"{1.2 * network_bits / (H * W):.3g} bpp")
+    device = torch.device(options.device)
+    field.to(device)  # the same start on every device: drawn on the CPU above
     start = time.perf_counter()
-    report = train(field, target, TrainOptions(
+    report = train(field, target.to(device), TrainOptions(
         options.steps, options.lr_latent, options.lr_network, options.noise_fraction, options.lmbda,
         options.bpp, network_bits, _file_bits(field, target), max_seconds=options.max_seconds,
         progress=options.progress, row_stride=options.row_stride, quantizer=options.quantizer,
         temperature=options.temperature, compile=options.compile))
     fit_seconds = time.perf_counter() - start
+    field.cpu()
     lmbda = report.lmbda if options.lmbda is None else options.lmbda
     latents = [g.detach().double().numpy() for g in field.grids]
     shapes = field.shapes

@@ -116,10 +116,11 @@ class TrainReport:
 
 
 def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> TrainReport:
-    """Fit ``field_`` to target (H, W, C) float32 in [0, 1] in place."""
+    """Fit ``field_`` to target (H, W, C) float32 in [0, 1] in place, on the device they share."""
     H, W, C = target.shape
+    device = target.device
     banded = bands.banded(H, W)  # a large photo: band by band (:mod:`.bands`, the same gradients)
-    up = bands.upsampler(field_.shapes, H, W, first=field_.config.first)
+    up = bands.upsampler(field_.shapes, H, W, first=field_.config.first, device=device)
     terms = fused.Terms(options.compile)
     flat_target = target.reshape(H * W, C)
     opt = torch.optim.Adam([{"params": list(field_.grids), "lr": options.lr_latent},
@@ -156,9 +157,9 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
             ys = [_soft(g, frac / options.noise_fraction, options) for g in field_.grids]
         rows = None
         if options.row_stride > 1:  # stratified rows: every latent row of level ≥ log2(stride) is seen each step
-            rows = torch.arange(int(torch.randint(options.row_stride, ())), H, options.row_stride)
+            rows = torch.arange(int(torch.randint(options.row_stride, ())), H, options.row_stride, device=device)
         if banded:
-            parts = bands.row_bands(rows, H, W)
+            parts = bands.row_bands(rows, H, W, device)
             n = sum(len(part) for part in parts) * W * C
             grads = None if hard else [torch.zeros_like(y) for y in ys]
             def run():
