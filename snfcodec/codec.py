@@ -515,8 +515,10 @@ def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> Enco
         raise SnfInputError(f"effort must be one of {', '.join(presets.LATENT_STEPS)}, not {options.effort!r}")
     alpha = presets.LATENT_ALPHA if options.alpha == "auto" else _resolve_alpha(options.alpha, None)
     steps = _latent_steps(options)
-    lr = presets.latent_lr(steps) if options.lr is None else _positive("lr", options.lr, presets.LATENT_LR)
     bpp = None if options.lmbda is not None and options.bpp is None else 8 * item.budget_bytes / (H * W)
+    # the rate sets the latents' learning rate where it sets λ; with λ given a rate only caps the file
+    rate = bpp if options.lmbda is None else None
+    lr = presets.latent_lr(steps, rate) if options.lr is None else _positive("lr", options.lr, presets.LATENT_LR)
     resolve_device(options.device)  # refuses an unknown device, or cuda where there is none
     device = "cuda" if options.device == "cuda" else "cpu"  # "auto": the CPU, where this field was measured
     if not latent.bands.banded(H, W):  # whole-photo steps reuse the same large blocks (large photos' bands were

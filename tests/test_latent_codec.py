@@ -157,9 +157,9 @@ def test_the_trim_moves_the_latents_that_save_most_for_least(monkeypatch):
     assert free.psnr > trimmed.psnr > blunt.psnr + 0.3  # measured: 25.37 > 25.11 > 24.55
 
 
-def test_short_runs_train_the_latents_faster_unless_told(monkeypatch, photo48):
-    """The fast effort's latents start at the short-run learning rate, longer runs at the default one, and a
-    user's lr wins over both."""
+def test_the_latents_learning_rate_follows_the_run_and_the_rate(monkeypatch, photo48):
+    """Short runs start the latents faster, and so do higher rates (in proportion above LATENT_LR_BPP, up to a
+    cap); a rate given as λ keeps the run's rate (a bpp beside it only caps the file), and a user's lr wins."""
     from snfcodec import presets
     from snfcodec.latent import encoder
 
@@ -169,17 +169,21 @@ def test_short_runs_train_the_latents_faster_unless_told(monkeypatch, photo48):
     seen = []
 
     def capture(pixels, layout, options):
-        seen.append((options.steps, options.lr_latent))
-        raise Stop  # before training
+        seen.append(options.lr_latent)
+        raise Stop  # before training (and before the rate check: any rate will do here)
 
     monkeypatch.setattr(encoder, "encode", capture)
-    for kwargs in ({"effort": "fast"}, {"effort": "default"}, {"effort": "fast", "lr": 0.05}, {"steps": 100}):
+    short, default, cap = presets.LATENT_SHORT_LR, presets.LATENT_LR, presets.LATENT_LR_MAX_FACTOR
+    cases = [({"effort": "fast", "bpp": 0.25}, short), ({"effort": "default", "bpp": 0.25}, default),
+             ({"steps": 100, "bpp": 0.5}, short), ({"effort": "default", "bpp": 1.0}, 2 * default),
+             ({"effort": "fast", "bpp": 1.0}, 2 * short), ({"effort": "default", "bpp": BPP}, cap * default),
+             ({"effort": "default", "lmbda": 0.01}, default), ({"effort": "default", "lmbda": 0.01, "bpp": 2.0}, default),
+             ({"effort": "fast", "bpp": 1.0, "lr": 0.05}, 0.05)]
+    for kwargs, _ in cases:
         with pytest.raises(Stop):
-            snfcodec.encode(photo48, field="latent", bpp=BPP, **kwargs)
-    assert seen == [(presets.LATENT_STEPS["fast"], presets.LATENT_SHORT_LR),
-                    (presets.LATENT_STEPS["default"], presets.LATENT_LR), (presets.LATENT_STEPS["fast"], 0.05),
-                    (100, presets.LATENT_SHORT_LR)]
-    assert presets.LATENT_SHORT_LR != presets.LATENT_LR
+            snfcodec.encode(photo48, field="latent", **kwargs)
+    assert seen == pytest.approx([lr for _, lr in cases])
+    assert short != default and cap > 2
 
 
 def test_user_mistakes_are_one_line_errors(photo48):
