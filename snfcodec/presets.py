@@ -191,8 +191,9 @@ LATENT_SHORT_LR = 0.15
 # latents that carry more bits sit further from zero, and Adam moves each by about its learning rate a step.
 # Measured on three training-side 768×512 photos (002 / 004 / 009, docs/latent.md, "The latents' learning rate
 # and the rate"), default effort, 0.1 → 0.2 at 1 bpp +0.76 / +0.31 / +0.11 dB, 0.1 → 0.4 at 2 bpp +1.82 / +0.96 /
-# +1.06; fast effort, 0.15 → 0.3 at 1 bpp +0.49 / +0.13 / ... ; at 0.5 bpp 0.15 against 0.1 was mixed (+0.10 /
-# +0.08 / −0.10), so the rule starts there. Not measured above 2 bpp, hence the cap.
+# +1.06; fast effort, 0.15 → 0.3 at 1 bpp +0.49 / +0.13 / −0.01, 0.15 → 0.6 at 2 bpp +1.17 / +1.13 / +0.65; at
+# 0.5 bpp 0.15 against 0.1 was mixed (+0.10 / +0.08 / −0.10), so the rule starts there. Not measured above 2 bpp,
+# hence the cap.
 LATENT_LR_BPP = 0.5
 LATENT_LR_MAX_FACTOR = 4.0
 LATENT_SHORT_STEPS = 300

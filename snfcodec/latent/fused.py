@@ -33,13 +33,12 @@ T = TypeVar("T")
 def requested(work: float, threshold: float, device: str = "cpu") -> bool:
     """Whether a fit of ``work`` pixel-steps should be compiled: the environment's choice, else whether it is
     large enough to pay for the compilation and a compiler is there. Fits on another device than the CPU are
-    compiled only when the environment asks: the compiled terms were measured on the CPU only."""
+    compiled only when the environment asks (the compiled terms were measured on CPUs only); a compiler is needed
+    either way (triton builds its launchers with one)."""
     choice = os.environ.get(ENVIRONMENT, "")
     if choice == "0":
         return False
-    if choice == "1":
-        return device != "cpu" or _compiler() is not None
-    return device == "cpu" and work >= threshold and _compiler() is not None
+    return (choice == "1" or (device == "cpu" and work >= threshold)) and _compiler() is not None
 
 
 def _compiler() -> str | None:
