@@ -469,7 +469,7 @@ def image_field(options: EncodeOptions, bpp: float, H: int, W: int, C: int) -> s
     if _asks_for_tiles(options):
         return "tiles"
     fixed = latent.encoder.fixed_bits(presets.latent_config(H, W, bpp, _latent_steps(options)), C)
-    return presets.image_field(bpp, H * W, options.effort, fixed)
+    return presets.image_field(bpp, H * W, fixed)
 
 
 def _field_option(options: EncodeOptions) -> str:

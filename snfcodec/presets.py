@@ -187,15 +187,17 @@ LATENT_LR = 0.1  # Adam learning rate of the latents
 # less, so it starts them faster. Measured at 300 steps on three 768×512 photos (docs/latent.md): 0.15 against 0.1
 # gained +0.04 to +0.38 dB at 0.5 bpp and +0.40 to +0.80 at 1 bpp; at 600 steps it was mixed (−0.12 to +0.16 dB).
 LATENT_SHORT_LR = 0.15
-# Above LATENT_LR_BPP the latents' learning rate grows in proportion to the rate, up to LATENT_LR_MAX_FACTOR ×:
-# latents that carry more bits sit further from zero, and Adam moves each by about its learning rate a step.
-# Measured on three training-side 768×512 photos (002 / 004 / 009, docs/latent.md, "The latents' learning rate
-# and the rate"), default effort, 0.1 → 0.2 at 1 bpp +0.76 / +0.31 / +0.11 dB, 0.1 → 0.4 at 2 bpp +1.82 / +0.96 /
-# +1.06; fast effort, 0.15 → 0.3 at 1 bpp +0.49 / +0.13 / −0.01, 0.15 → 0.6 at 2 bpp +1.17 / +1.13 / +0.65; at
-# 0.5 bpp 0.15 against 0.1 was mixed (+0.10 / +0.08 / −0.10), so the rule starts there. Not measured above 2 bpp,
-# hence the cap.
+# Above LATENT_LR_BPP the latents' learning rate grows in proportion to the rate, up to LATENT_LR_MAX: latents that
+# carry more bits sit further from zero, and Adam moves each by about its learning rate a step. Measured on three
+# training-side 768×512 photos (002 / 004 / 009, docs/latent.md, "The latents' learning rate and the rate"),
+# default effort, 0.1 → 0.2 at 1 bpp +0.76 / +0.31 / +0.11 dB, 0.1 → 0.4 at 2 bpp +1.82 / +0.96 / +1.06; fast
+# effort, 0.15 → 0.3 at 1 bpp +0.49 / +0.13 / −0.01, 0.15 → 0.6 at 2 bpp +1.17 / +1.13 / +0.65; at 0.5 bpp 0.15
+# against 0.1 was mixed (+0.10 / +0.08 / −0.10), so the rule starts there. At 4 bpp ("Rates above 1 bpp and small
+# images", ninth session): default effort 0.4 → 0.8 +0.56 / +1.36 dB (768×512, 004 / 009) and +0.98 / +0.75 /
+# +0.61 (256×256: the astronaut, 004, 009); fast effort on the 256×256 ones 0.6 / 0.8 / 1.2: 34.52 / 34.82 / 33.91,
+# 35.47 / 35.57 / 35.11, 38.09 / 38.05 / 37.51 dB — the rate is capped at 0.8 for every effort.
 LATENT_LR_BPP = 0.5
-LATENT_LR_MAX_FACTOR = 4.0
+LATENT_LR_MAX = 0.8
 LATENT_SHORT_STEPS = 300
 LATENT_LR_NETWORK = 0.02  # and of the synthesis and context networks
 # Fits of at least this many pixel-steps compile their step (snfcodec.latent.fused): 768×512 at the fast effort's
@@ -209,16 +211,12 @@ LATENT_ALPHA = (1.0, 1.0)  # weight scaling of the sine synthesis
 LATENT_QUANTIZER = "softround"
 LATENT_TEMPERATURE = (0.3, 0.3)
 # "auto" gives an image the latent field where it measured better than the tiled one on training-side photos
-# (docs/latent.md, "auto"): at 0.25–1 bpp, fast and default effort, it was ahead in 20 of 24 photo-rate cells
-# at 768×512, and on 256×256 crops at 0.5 bpp; at 2 bpp it was behind on two of five photos (−4.4 dB on one,
-# where its rate controller ended 11 % over the target and the trim cost the difference).
-LATENT_AUTO_BPP = (0.0, 1.0)  # rates (bpp) at which "auto" picks it
-# ... and up to LATENT_AUTO_HIGH_BPP for images of at least LATENT_AUTO_HIGH_PIXELS: at 2 bpp, since the slope trim
-# (2026-12-06, docs/latent.md "2 bpp"), the latent field was ahead on three of four 768×512 photos at the default
-# effort (+1.7, +2.8, +5.4 dB; −0.16 on 002) and behind on the 256×256 astronaut by 1.7 dB.
-LATENT_AUTO_HIGH_BPP = 2.0
-LATENT_AUTO_HIGH_PIXELS = 1 << 18
-LATENT_AUTO_EFFORTS = ("fast", "default", "slow", "placebo")
+# (docs/latent.md, "auto" and "Rates above 1 bpp and small images"): at 0.25–1 bpp, fast and default effort, it was
+# ahead in 20 of 24 photo-rate cells at 768×512, and on 256×256 crops at 0.5 bpp; since the latents' learning rate
+# follows the rate, at 2 bpp on 256×256 (+1.6 to +3.5 dB, four photos) and 128×128 (+1.3 to +2.2, four) and at
+# 4 bpp on 256×256 (+0.8 to +3.6 dB) and 768×512 (+3.3 / +3.4). Above 4 bpp it was not measured against the tiled
+# field (at 8 bpp its 800 steps spent 5.2 bpp of the 8 asked, λ at its floor).
+LATENT_AUTO_BPP = 4.0  # highest rate (bpp) at which "auto" picks it
 # Its networks and header (≈ 10 kbit) must be at most this share of the file: measured ahead at 31 % (256×256 at
 # 0.5 bpp); a 128×128 image at 1 bpp would spend 61 % there, and the encoder refuses more than 83 %.
 LATENT_MAX_FIXED_SHARE = 1 / 3
@@ -240,7 +238,7 @@ LATENT_HALF_SCALE_STEPS = 800
 def latent_lr(steps: int, bpp: float | None = None) -> float:
     """The latents' learning rate for a run of ``steps`` at ``bpp`` (None: a λ given directly)."""
     base = LATENT_SHORT_LR if steps <= LATENT_SHORT_STEPS else LATENT_LR
-    return base * min(LATENT_LR_MAX_FACTOR, max(1.0, (bpp or 0.0) / LATENT_LR_BPP))
+    return min(LATENT_LR_MAX, base * max(1.0, (bpp or 0.0) / LATENT_LR_BPP))
 
 
 def latent_config(H: int, W: int, bpp: float | None = None, steps: int = LATENT_STEPS["default"]):
@@ -254,13 +252,11 @@ def latent_config(H: int, W: int, bpp: float | None = None, steps: int = LATENT_
     return LatentConfig(levels=levels - first, first=first)
 
 
-def image_field(bpp: float, pixels: int, effort: str, fixed_bits: float) -> str:
-    """"latent" where the latent field measured better than the tiled one, else "tiles". ``fixed_bits``: what
-    a latent file of this image spends outside its latents."""
-    rates = LATENT_AUTO_BPP[0] < bpp <= LATENT_AUTO_BPP[1] or (
-        LATENT_AUTO_BPP[1] < bpp <= LATENT_AUTO_HIGH_BPP and pixels >= LATENT_AUTO_HIGH_PIXELS)
-    latent = (rates and effort in LATENT_AUTO_EFFORTS
-              and pixels <= LATENT_MAX_PIXELS and fixed_bits <= LATENT_MAX_FIXED_SHARE * bpp * pixels)
+def image_field(bpp: float, pixels: int, fixed_bits: float) -> str:
+    """"latent" where the latent field measured better than the tiled one (at every effort), else "tiles".
+    ``fixed_bits``: what a latent file of this image spends outside its latents."""
+    latent = (0 < bpp <= LATENT_AUTO_BPP and pixels <= LATENT_MAX_PIXELS
+              and fixed_bits <= LATENT_MAX_FIXED_SHARE * bpp * pixels)
     return "latent" if latent else "tiles"
 
 

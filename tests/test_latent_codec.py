@@ -173,17 +173,18 @@ def test_the_latents_learning_rate_follows_the_run_and_the_rate(monkeypatch, pho
         raise Stop  # before training (and before the rate check: any rate will do here)
 
     monkeypatch.setattr(encoder, "encode", capture)
-    short, default, cap = presets.LATENT_SHORT_LR, presets.LATENT_LR, presets.LATENT_LR_MAX_FACTOR
+    short, default, cap = presets.LATENT_SHORT_LR, presets.LATENT_LR, presets.LATENT_LR_MAX
     cases = [({"effort": "fast", "bpp": 0.25}, short), ({"effort": "default", "bpp": 0.25}, default),
              ({"steps": 100, "bpp": 0.5}, short), ({"effort": "default", "bpp": 1.0}, 2 * default),
-             ({"effort": "fast", "bpp": 1.0}, 2 * short), ({"effort": "default", "bpp": BPP}, cap * default),
+             ({"effort": "fast", "bpp": 1.0}, 2 * short), ({"effort": "default", "bpp": 2.0}, 4 * default),
+             ({"effort": "default", "bpp": 8.0}, cap), ({"effort": "fast", "bpp": 8.0}, cap),
              ({"effort": "default", "lmbda": 0.01}, default), ({"effort": "default", "lmbda": 0.01, "bpp": 2.0}, default),
              ({"effort": "fast", "bpp": 1.0, "lr": 0.05}, 0.05)]
     for kwargs, _ in cases:
         with pytest.raises(Stop):
             snfcodec.encode(photo48, field="latent", **kwargs)
     assert seen == pytest.approx([lr for _, lr in cases])
-    assert short != default and cap > 2
+    assert short != default and 4 * default < cap < 16 * short
 
 
 def test_user_mistakes_are_one_line_errors(photo48):
