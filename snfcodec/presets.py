@@ -214,8 +214,9 @@ LATENT_TEMPERATURE = (0.3, 0.3)
 # (docs/latent.md, "auto" and "Rates above 1 bpp and small images"): at 0.25–1 bpp, fast and default effort, it was
 # ahead in 20 of 24 photo-rate cells at 768×512, and on 256×256 crops at 0.5 bpp; since the latents' learning rate
 # follows the rate, at 2 bpp on 256×256 (+1.6 to +3.5 dB, four photos) and 128×128 (+1.3 to +2.2, four) and at
-# 4 bpp on 256×256 (+0.8 to +3.6 dB) and 768×512 (+3.3 / +3.4). Above 4 bpp its 800 steps spend at most ≈ 5 bpp
-# (λ at its floor) and the tiled field wins: at 6 bpp one of two 256×256 images, at 8 bpp both (by 1.3 / 4.3 dB).
+# 4 bpp on 256×256 (+1.8 to +4.2 dB), 128×128 (+3.2 to +3.5) and 768×512 (+3.4 / +3.3). Above 4 bpp its 800
+# steps spend at most ≈ 5 bpp (λ at its floor) and the tiled field wins: at 6 bpp on one of two 256×256 images, at
+# 8 bpp on both (by 1.3 / 4.3 dB).
 LATENT_AUTO_BPP = 4.0  # highest rate (bpp) at which "auto" picks it
 # Its networks and header (≈ 10 kbit) must be at most this share of the file: measured ahead at 31 % (256×256 at
 # 0.5 bpp); a 128×128 image at 1 bpp would spend 61 % there, and the encoder refuses more than 83 %.

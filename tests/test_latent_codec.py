@@ -178,7 +178,8 @@ def test_the_latents_learning_rate_follows_the_run_and_the_rate(monkeypatch, pho
              ({"steps": 100, "bpp": 0.5}, short), ({"effort": "default", "bpp": 1.0}, 2 * default),
              ({"effort": "fast", "bpp": 1.0}, 2 * short), ({"effort": "default", "bpp": 2.0}, 4 * default),
              ({"effort": "default", "bpp": 8.0}, cap), ({"effort": "fast", "bpp": 8.0}, cap),
-             ({"effort": "default", "lmbda": 0.01}, default), ({"effort": "default", "lmbda": 0.01, "bpp": 2.0}, default),
+             ({"effort": "default", "lmbda": 0.01}, default),
+             ({"effort": "default", "lmbda": 0.01, "bpp": 2.0}, default),
              ({"effort": "fast", "bpp": 1.0, "lr": 0.05}, 0.05)]
     for kwargs, _ in cases:
         with pytest.raises(Stop):
