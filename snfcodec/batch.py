@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from . import codec
+from . import codec, presets
 from .codec import EncodeOptions, EncodeResult, Prepared
 from .errors import SnfError, SnfInputError
 from .files import write_bytes_atomic
@@ -143,15 +143,19 @@ def _naming(path: str, exc: Exception) -> str:
 
 def groups(items: list[Prepared], parts: int = 1) -> list[list[int]]:
     """Indices of ``items`` by key (first appearance order), each cut into groups of at most GROUP_WORK samples ×
-    width and of nearly equal size, their number a multiple of ``parts`` where a key has that many inputs (so
-    that ``parts`` workers finish together: 16 photos of 256², at most 5 a group, go 4, 4, 4, 4, not 5, 5, 5, 1)."""
+    width (latent images: LATENT_GROUP_PIXELS pixels) and of nearly equal size, their number a multiple of
+    ``parts`` where a key has that many inputs (so that ``parts`` workers finish together: 16 photos of 256², at
+    most 5 a group, go 4, 4, 4, 4, not 5, 5, 5, 1)."""
     by_key: dict[tuple, list[int]] = {}
     for i, item in enumerate(items):
         by_key.setdefault(item.key, []).append(i)
     out = []
     for indices in by_key.values():
         first = items[indices[0]]
-        largest = 1 if first.arch is None else max(1, GROUP_WORK // (first.target.shape[0] * first.arch.field.width))
+        if first.arch is not None:
+            largest = max(1, GROUP_WORK // (first.target.shape[0] * first.arch.field.width))
+        else:  # a latent image: alone, or with others of its size where it is batchable
+            largest = max(1, presets.LATENT_GROUP_PIXELS // first.original[..., 0].size) if first.batchable else 1
         count = -(-len(indices) // largest)
         count = min(len(indices), -(-count // parts) * parts)
         out += [[int(i) for i in part] for part in np.array_split(indices, count)]

@@ -433,12 +433,15 @@ class Prepared:
     layout_code: int
     sample_rate: int
     budget_bytes: int
-    field: str = "tiles"  # "latent": encoded alone as a version-3 file (``arch`` is None, ``target`` empty)
+    field: str = "tiles"  # "latent": a version-3 file (``arch`` is None, ``target`` empty)
+    batchable: bool = False  # a latent image that can be fitted with others of its shape (presets.latent_batchable)
 
     @property
     def key(self) -> tuple:
-        if self.field == "latent":  # no batched version-3 fits yet: every input its own group
-            return self.field, id(self)
+        if self.field == "latent":
+            if self.batchable:
+                return (self.field, self.kind, self.layout_code, self.original.shape, self.budget_bytes)
+            return self.field, id(self)  # every input its own group
         return self.kind, self.layout_code, self.sample_rate, self.arch
 
 
@@ -453,8 +456,9 @@ def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
     if options.lmbda is not None and field != "latent":
         raise SnfInputError("lmbda applies to the latent field, not the tiled one; drop field='tiles' (--field tiles)")
     if field == "latent":
+        batchable = presets.latent_batchable(H, W, _latent_steps(options))
         return Prepared(None, torch.empty(0), pixels, container.KIND_IMAGE, C, 0, _image_budget(H, W, bpp),
-                        "latent")
+                        "latent", batchable)
     arch = image_architecture(H, W, C, bpp, options.tile)
     target = torch.from_numpy(pixels.reshape(H * W, C).astype(np.float32) / 127.5 - 1.0)
     return Prepared(arch, target, pixels, container.KIND_IMAGE, C, 0, _image_budget(H, W, bpp))
@@ -505,8 +509,8 @@ def _check_latent_options(options: EncodeOptions, what: str, gpu: bool = False) 
         raise SnfInputError(f"steps must be >= 0, got {options.steps}")
 
 
-def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> EncodeResult:
-    """One image as a version-3 latent field (:mod:`snfcodec.latent`)."""
+def _latent_options(item: Prepared, options: EncodeOptions) -> latent.encoder.LatentOptions:
+    """The version-3 image encoder's options for ``item`` (the checks of what it does not take first)."""
     H, W, C = item.original.shape
     _check_latent_options(options, "latent field", gpu=True)
     if options.lmbda is not None and not (math.isfinite(options.lmbda) and options.lmbda > 0):
@@ -523,18 +527,45 @@ def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> Enco
     device = "cuda" if options.device == "cuda" else "cpu"  # "auto": the CPU, where this field was measured
     if not latent.bands.banded(H, W):  # whole-photo steps reuse the same large blocks (large photos' bands were
         reuse_freed_memory()  # measured with glibc's defaults); 768×512: 80–90 → 72–75 ms a step
-    encoded = latent.encoder.encode(item.original, item.layout_code, latent.encoder.LatentOptions(
+    return latent.encoder.LatentOptions(
         presets.latent_config(H, W, bpp, steps), steps, bpp=bpp, lmbda=options.lmbda, alpha=alpha, lr_latent=lr,
         lr_network=presets.LATENT_LR_NETWORK, seed=int(options.seed), max_seconds=options.max_seconds,
         progress=options.progress, row_stride=presets.LATENT_ROW_STRIDE, quantizer=presets.LATENT_QUANTIZER,
         temperature=presets.LATENT_TEMPERATURE, device=device,
-        compile=latent.fused.requested(H * W * steps, presets.LATENT_COMPILE_WORK, device)))
+        compile=latent.fused.requested(H * W * steps, presets.LATENT_COMPILE_WORK, device))
+
+
+def _latent_result(encoded, item: Prepared, options: latent.encoder.LatentOptions, seconds: float) -> EncodeResult:
+    """What a version-3 image file measured: its rate, and the PSNR of its decode against the original."""
+    H, W, _ = item.original.shape
     field = latent.decoder.read_field(encoded.data)
     decoded = latent.decoder.sample(field, *image_axes(field.header))
     report = encoded.report
     return EncodeResult(encoded.data, 8 * len(encoded.data) / (H * W), psnr_uint8(decoded, item.original),
-                        time.perf_counter() - start, report.steps, 0, report.psnr, alpha, lr, device,
+                        seconds, report.steps, 0, report.psnr, options.alpha, options.lr_latent, options.device,
                         fit_seconds=encoded.fit_seconds)
+
+
+def _encode_latent(item: Prepared, options: EncodeOptions, start: float) -> EncodeResult:
+    """One image as a version-3 latent field (:mod:`snfcodec.latent`)."""
+    latent_options = _latent_options(item, options)
+    encoded = latent.encoder.encode(item.original, item.layout_code, latent_options)
+    return _latent_result(encoded, item, latent_options, time.perf_counter() - start)
+
+
+def _encode_latent_batch(items: list[Prepared], options: EncodeOptions,
+                         start: float) -> list[EncodeResult | SnfError]:
+    """Images of one shape and rate as version-3 fields trained together (:func:`.latent.encoder.encode_batch`);
+    ``seconds`` of each result is the group's shared equally."""
+    latent_options = _latent_options(items[0], options)
+    encoded = latent.encoder.encode_batch([item.original for item in items], items[0].layout_code, latent_options)
+    out = [e if isinstance(e, SnfError) else _latent_result(e, item, latent_options, 0.0)
+           for e, item in zip(encoded, items)]
+    seconds = (time.perf_counter() - start) / len(items)
+    for r in out:
+        if isinstance(r, EncodeResult):
+            r.seconds = seconds
+    return out
 
 
 def encode_prepared(items: list[Prepared], options: EncodeOptions,
@@ -546,14 +577,16 @@ def encode_prepared(items: list[Prepared], options: EncodeOptions,
     """
     start = time.perf_counter() if start is None else start
     first = items[0]
-    if first.field == "latent" and len(items) == 1:
+    if any(item.key != first.key for item in items):
+        raise ValueError("only inputs with the same key can be encoded together")
+    if first.field == "latent":
         try:
+            if len(items) > 1:
+                return _encode_latent_batch(items, options, start)
             encode_v3 = _encode_latent if first.kind == container.KIND_IMAGE else _encode_spectral
             return [encode_v3(first, options, start)]
         except SnfError as exc:
-            return [exc]
-    if any(item.key != first.key for item in items):
-        raise ValueError("only inputs with the same key can be encoded together")
+            return [exc] * len(items)
     targets = items[0].target[None] if len(items) == 1 else torch.stack([item.target for item in items])
     fitted = encode_signals(targets, first.arch, first.kind, first.layout_code, first.sample_rate,
                             [item.budget_bytes for item in items], options)

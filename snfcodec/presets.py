@@ -236,6 +236,18 @@ LATENT_HALF_SCALE_BPP = 0.3
 LATENT_HALF_SCALE_STEPS = 800
 
 
+# encode_many trains latent images of one size and rate together (latent.train.train_batch) where one alone would
+# not be compiled (LATENT_COMPILE_WORK) nor trained in bands: there a step's fixed cost (≈ 1,200 small copies
+# building the context columns, the optimiser's, ...) is most of it. Groups of at most LATENT_GROUP_PIXELS pixels.
+LATENT_GROUP_PIXELS = 1 << 19
+
+
+def latent_batchable(H: int, W: int, steps: int) -> bool:
+    """Whether an H×W latent image fitted in ``steps`` can be trained in a group with others of its size."""
+    from .latent import bands
+    return H * W * steps < LATENT_COMPILE_WORK and not bands.banded(H, W) and 2 * H * W <= LATENT_GROUP_PIXELS
+
+
 def latent_lr(steps: int, bpp: float | None = None) -> float:
     """The latents' learning rate for a run of ``steps`` at ``bpp`` (None: a λ given directly)."""
     base = LATENT_SHORT_LR if steps <= LATENT_SHORT_STEPS else LATENT_LR

@@ -261,17 +261,36 @@ def test_crafted_files_end_in_format_errors_or_images(encoded48, half_scale_vect
     assert out.dtype == np.uint8 and out.ndim == 3
 
 
-def test_encode_many_writes_the_files_one_encode_writes(tmp_path, photo48):
+def test_encode_many_trains_images_of_one_size_together(tmp_path, photo48):
+    """Two 48×48 images go in one group (one batched training, :func:`snfcodec.latent.train.train_batch`); each
+    file is a version-3 file within its budget whose reported PSNR is its decode's (that the batched training is
+    each field's own: test_latent_model)."""
+    from snfcodec import batch, codec
+    paths = []
     for i in range(2):
-        Image.fromarray(np.roll(photo48, 7 * i, axis=1)).save(tmp_path / f"im{i}.png")
-    results = list(snfcodec.encode_many([tmp_path / "im0.png", tmp_path / "im1.png"], tmp_path / "out",
-                                        field="latent", bpp=BPP, steps=20))
+        paths.append(tmp_path / f"im{i}.png")
+        Image.fromarray(np.roll(photo48, 7 * i, axis=1)).save(paths[-1])
+    options = codec.EncodeOptions(field="latent", bpp=BPP, steps=40)
+    items = [codec.prepare_image(np.asarray(Image.open(p)), options) for p in paths]
+    assert all(item.batchable for item in items) and batch.groups(items) == [[0, 1]]
+    results = list(snfcodec.encode_many(paths, tmp_path / "out", field="latent", bpp=BPP, steps=40))
     assert [r.status for r in results] == ["ok", "ok"]
-    for r in results:
+    for r, path in zip(results, paths):
         data = open(r.output, "rb").read()
-        assert container.version_of(data) == 3
-        single = snfcodec.encode(r.source, field="latent", bpp=BPP, steps=20)
-        assert single.data == data
+        assert container.version_of(data) == 3 and len(data) <= int(BPP * 48 * 48 / 8)
+        original = np.asarray(Image.open(path))
+        assert r.result.psnr == pytest.approx(psnr_uint8(snfcodec.decode(data), original))
+        assert r.result.steps == 40
+
+
+def test_latent_images_are_grouped_by_size_and_only_where_small_and_uncompiled(photo48):
+    from snfcodec import batch, codec
+    options = codec.EncodeOptions(field="latent", bpp=BPP, steps=40)
+    items = [codec.prepare_image(px, options) for px in (photo48, photo48[:40], photo48, photo48[:40])]
+    assert batch.groups(items) == [[0, 2], [1, 3]]
+    assert presets.latent_batchable(256, 256, presets.LATENT_STEPS["default"])
+    assert not presets.latent_batchable(512, 512, presets.LATENT_STEPS["default"])  # compiled alone
+    assert not presets.latent_batchable(256, 256, presets.LATENT_STEPS["slow"])
 
 
 @pytest.mark.parametrize("guess", [1e-8, 1e-2, 1e2])

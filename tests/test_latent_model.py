@@ -370,3 +370,58 @@ def test_the_rate_controller_calibrates_once_against_the_exact_rate():
     assert lambdas[1] > lambdas[0]  # the doubled latent rate raised λ
     assert lambdas[2] > lambdas[0]  # so did networks measured at 2 bpp (the estimate: none)
 
+
+
+def _fields(B, H, W, rng):
+    from snfcodec.latent.field import LatentConfig, LatentField
+    fields = [LatentField(H, W, 3, LatentConfig(levels=3, width=8), (1.0, 1.0), torch.Generator().manual_seed(b))
+              for b in range(B)]
+    with torch.no_grad():
+        for f in fields:
+            for g in f.grids:
+                g.copy_(torch.from_numpy(rng.normal(0, 2, g.shape)))
+    return fields
+
+
+def test_a_batch_of_pyramids_gives_each_its_own_columns_bits_readings_and_synthesis():
+    """The batched forms (a leading axis B) compute, for each entry, what the one-field forms compute."""
+    from snfcodec.latent import bands, synthesis
+    from snfcodec.latent.context import StackedContext, columns_bits, pyramid_columns
+    rng = np.random.default_rng(0)
+    H, W = 13, 18
+    fields = _fields(3, H, W, rng)
+    stacked = [torch.stack([f.grids[l] for f in fields]).detach().round() for l in range(3)]
+    y, x0, x1 = pyramid_columns(stacked)
+    bits = columns_bits(StackedContext([f.context for f in fields]), (y, x0, x1))
+    up = bands.upsampler(fields[0].shapes, H, W)
+    rows = torch.arange(1, H, 2)
+    read, read_rows = up(stacked), up(stacked, rows)
+    out = synthesis.run([torch.stack(t) for t in zip(*(f.synthesis.tensors() for f in fields))], "sine",
+                        read.reshape(3, H * W, -1))
+    for b, f in enumerate(fields):
+        own = [g[b] for g in stacked]
+        for batched, single in zip((y[b], x0[b], x1[b]), pyramid_columns(own)):
+            assert torch.equal(batched, single)
+        assert float(bits[b]) == pytest.approx(float(pyramid_bits(f.context, own)), rel=1e-5)
+        torch.testing.assert_close(read[b], up(own))
+        torch.testing.assert_close(read_rows[b], up(own, rows))
+        torch.testing.assert_close(out[b], f.synthesis(up(own).reshape(H * W, -1)))
+
+
+def test_a_batched_fit_is_the_fits_of_its_fields(monkeypatch):
+    """With the soft stage's noise fixed, training B fields together moves each as training it alone does, λ
+    included (each field its own rate controller)."""
+    from snfcodec.latent.train import TrainOptions, train, train_batch
+    monkeypatch.setattr(torch, "rand_like", lambda g: torch.full_like(g, 0.3))
+    rng = np.random.default_rng(1)
+    targets = torch.from_numpy(rng.uniform(0, 1, (2, 16, 16, 3)).astype(np.float32))
+    together, alone = _fields(2, 16, 16, np.random.default_rng(2)), _fields(2, 16, 16, np.random.default_rng(2))
+    options = TrainOptions(steps=24, noise_fraction=0.75, target_bpp=3.0, row_stride=1, lr_latent=0.2)
+    reports = train_batch(together, targets, options)
+    for b in range(2):
+        report = train(alone[b], targets[b], options)
+        assert reports[b].lmbda == pytest.approx(report.lmbda, rel=1e-3)
+        assert reports[b].psnr == pytest.approx(report.psnr, abs=1e-3)
+        for p, q in zip(together[b].parameters(), alone[b].parameters()):
+            torch.testing.assert_close(p, q, atol=2e-3, rtol=0)
+    assert reports[0].lmbda != reports[1].lmbda  # different images, different λ

@@ -63,17 +63,19 @@ def sublattice_columns(gp, pp, r0: int, c0: int, h: int, w: int) -> list:
     """The context of sublattice (r0, c0) of an h×w level as column views, each ⌈(h − r0)/2⌉ × ⌈(w − c0)/2⌉:
     the parent's 3×3 (none where ``pp`` is None), then in pass 1 the four same-level neighbours.
 
-    gp, pp: the level and its parent each zero-padded by one on every side (torch tensors or NumPy arrays).
+    gp, pp: the level and its parent each zero-padded by one on every side (torch tensors or NumPy arrays; a
+    leading batch axis is kept).
     The same values as :func:`features` at those positions, by strided slices instead of a gather: a
     sublattice's parents are the parent grid itself (the parent of (2i + r0, 2j + c0) is (i, j)), and its
     same-level neighbours are the other sublattices.
     """
     hs, ws = (h - r0 + 1) // 2, (w - c0 + 1) // 2
-    cols = [] if pp is None else [pp[1 + di:1 + di + hs, 1 + dj:1 + dj + ws] for di in (-1, 0, 1) for dj in (-1, 0, 1)]
+    cols = [] if pp is None else [pp[..., 1 + di:1 + di + hs, 1 + dj:1 + dj + ws]
+                                  for di in (-1, 0, 1) for dj in (-1, 0, 1)]
     if (r0 + c0) % 2 == 1:  # up, down, left, right in the padded level
         rows, centre = slice(r0 + 1, r0 + 1 + 2 * hs, 2), slice(c0 + 1, c0 + 1 + 2 * ws, 2)
-        cols += [gp[r0:r0 + 2 * hs:2, centre], gp[r0 + 2:r0 + 2 + 2 * hs:2, centre],
-                 gp[rows, c0:c0 + 2 * ws:2], gp[rows, c0 + 2:c0 + 2 + 2 * ws:2]]
+        cols += [gp[..., r0:r0 + 2 * hs:2, centre], gp[..., r0 + 2:r0 + 2 + 2 * hs:2, centre],
+                 gp[..., rows, c0:c0 + 2 * ws:2], gp[..., rows, c0 + 2:c0 + 2 + 2 * ws:2]]
     return cols
 
 
@@ -106,10 +108,7 @@ class ContextModel(torch.nn.Module):
         """(μ, ln b), (n,) each, of pass ``p``'s network on contexts in a (features, n) layout: three matrix
         products whose long axis is the positions, the layout in which the training rate is fastest."""
         net = self.nets[p]
-        x = torch.relu(torch.addmm(net[0].bias[:, None], net[0].weight, x[:FEATURES[p]]))
-        x = torch.relu(torch.addmm(net[2].bias[:, None], net[2].weight, x))
-        out = torch.addmm(net[4].bias[:, None], net[4].weight, x)
-        return out[0], out[1]
+        return _mlp_columns([(net[k].weight, net[k].bias) for k in (0, 2, 4)], x)
 
     def tensors(self) -> list[torch.Tensor]:
         """Container order: per net, w0 (in, out), b0, w1, b1, w2, b2."""
@@ -121,6 +120,33 @@ class ContextModel(torch.nn.Module):
 
     def shapes(self) -> list[tuple[int, ...]]:
         return [tuple(t.shape) for t in self.tensors()]
+
+
+class StackedContext:
+    """The context networks of B fields of one shape as batched tensors (B, ...), stacked from their parameters
+    (so gradients reach each), for a training step of the B fields together: :meth:`columns` of all at once."""
+
+    def __init__(self, models: list[ContextModel]):
+        self.layers = [[(torch.stack([m.nets[p][k].weight for m in models]),
+                         torch.stack([m.nets[p][k].bias for m in models])) for k in (0, 2, 4)]
+                       for p in range(len(models[0].nets))]
+
+    def columns(self, p: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, ln b), (B, n) each, of the B pass-``p`` networks on their contexts x (B, features, n)."""
+        return _mlp_columns(self.layers[p], x)
+
+
+def _mlp_columns(layers, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two ReLU layers and a linear one, ``layers`` three (weight (out, in), bias (out,)) pairs, on columns x
+    (≥ in, n) → the outputs' first and last rows (n,) each; with a leading batch axis on all of them, per batch
+    entry (batched products)."""
+    def affine(k: int, x: torch.Tensor) -> torch.Tensor:
+        w, b = layers[k]
+        return torch.addmm(b[:, None], w, x) if x.dim() == 2 else torch.baddbmm(b[..., None], w, x)
+
+    x = torch.relu(affine(0, x[..., :layers[0][0].shape[-1], :]))
+    out = affine(2, torch.relu(affine(1, x)))
+    return out[..., 0, :], out[..., -1, :]
 
 
 def context_shapes(width: int, features: tuple[int, ...] = FEATURES, outputs: int = 2) -> list[tuple[int, ...]]:
@@ -198,18 +224,19 @@ def pyramid_bits_sampled(model: ContextModel, grids: list[torch.Tensor], stride:
     latents, which needs no gradient and is smoothed by a running mean; the finest level is 75 % of the
     positions."""
     y, x0, x1 = pyramid_columns(grids)
-    n0 = x0.shape[1]
-    finest = _counts([tuple(grids[0].shape)])
-    total = y.new_zeros(())
-    for p, (x, yp) in enumerate(((x0, y[:n0]), (x1, y[n0:]))):
+    n0 = x0.shape[-1]
+    finest = _counts([tuple(grids[0].shape[-2:])])
+    total = y.new_zeros(y.shape[:-1])
+    for p, (x, yp) in enumerate(((x0, y[..., :n0]), (x1, y[..., n0:]))):
         for cols, weight in ((slice(phase, finest[p], stride), stride), (slice(finest[p], None), 1)):
-            mu, log_b = model.columns(p, x[:, cols])
-            total = total + weight * laplace_bits(yp[cols], mu, log_b).sum()
+            mu, log_b = model.columns(p, x[..., cols])
+            total = total + weight * laplace_bits(yp[..., cols], mu, log_b).sum(-1)
     return total
 
 
 def pyramid_columns(grids: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A pyramid's latents and their contexts, (y, x0, x1) of :class:`_Columns` (differentiable)."""
+    """A pyramid's latents and their contexts, (y, x0, x1) of :class:`_Columns` (differentiable). Grids (h, w),
+    or (B, h, w) for B pyramids of one shape: then every output has that leading axis."""
     return _Columns.apply(len(grids), *(torch.nn.functional.pad(g, (1, 1, 1, 1)) for g in grids))
 
 
@@ -231,10 +258,10 @@ def columns_bits(model: ContextModel, columns: tuple[torch.Tensor, torch.Tensor,
     hand-written derivative that is fastest uncompiled."""
     y, x0, x1 = columns
     (mu0, log_b0), (mu1, log_b1) = model.columns(0, x0), model.columns(1, x1)
-    mu, log_b = torch.cat([mu0, mu1]), torch.cat([log_b0, log_b1])
+    mu, log_b = torch.cat([mu0, mu1], -1), torch.cat([log_b0, log_b1], -1)
     if traced:
-        return _laplace(y, mu, log_b, *tables.LATENT.ln_b_range, None).sum()
-    return laplace_bits(y, mu, log_b).sum()
+        return _laplace(y, mu, log_b, *tables.LATENT.ln_b_range, None).sum(-1)
+    return laplace_bits(y, mu, log_b).sum(-1)
 
 
 def _sublattices(padded: list[torch.Tensor], levels: int):
@@ -243,7 +270,7 @@ def _sublattices(padded: list[torch.Tensor], levels: int):
     of x_p, its latents as a view into ``padded``, its context as (row of x_p, view) pairs, and whether it has a
     parent (the coarsest level's parent rows are zero). Forward gathers through these views and backward
     scatters into them."""
-    shapes = [(g.shape[0] - 2, g.shape[1] - 2) for g in padded[:levels]]
+    shapes = [(g.shape[-2] - 2, g.shape[-1] - 2) for g in padded[:levels]]
     n0 = _counts(shapes)[0]
     start = [0, 0]  # next column of each pass
     for l, (h, w) in enumerate(shapes):
@@ -253,7 +280,7 @@ def _sublattices(padded: list[torch.Tensor], levels: int):
             if not hs * ws:
                 continue
             cols = slice(start[p], start[p] + hs * ws)
-            own = padded[l][1 + r0:1 + r0 + 2 * hs:2, 1 + c0:1 + c0 + 2 * ws:2]
+            own = padded[l][..., 1 + r0:1 + r0 + 2 * hs:2, 1 + c0:1 + c0 + 2 * ws:2]
             views = enumerate(sublattice_columns(padded[l], pp, r0, c0, h, w), start=COARSE if pp is None else 0)
             yield p, slice(p * n0 + cols.start, p * n0 + cols.stop), cols, own, views, pp is not None
             start[p] += hs * ws
@@ -270,7 +297,8 @@ def _counts(shapes: list[tuple[int, int]]) -> tuple[int, int]:
 
 class _Columns(torch.autograd.Function):
     """Every level's latents and their contexts as dense matrices: y (n0 + n1,) (pass-0 positions first), x0
-    (9, n0) and x1 (13, n1), the contexts of the two passes' positions over all levels.
+    (9, n0) and x1 (13, n1), the contexts of the two passes' positions over all levels; each with a leading
+    batch axis B where the levels have one (B pyramids of one shape, fitted together).
 
     Built from the strided views of :func:`sublattice_columns`; the backward adds each column's gradient into
     one buffer a level, where autograd's slice backward would allocate and fill a whole level per column
@@ -281,15 +309,16 @@ class _Columns(torch.autograd.Function):
     def forward(ctx, levels, *padded):
         """``levels``: how many of ``padded`` (each a level bordered by one) are coded; a last one more is only
         their parent."""
-        n0, n1 = _counts([(g.shape[0] - 2, g.shape[1] - 2) for g in padded[:levels]])
-        y = padded[0].new_empty(n0 + n1)
-        xs = (padded[0].new_empty(COARSE, n0), padded[0].new_empty(COARSE + SAME, n1))
+        n0, n1 = _counts([(g.shape[-2] - 2, g.shape[-1] - 2) for g in padded[:levels]])
+        batch = padded[0].shape[:-2]
+        y = padded[0].new_empty(*batch, n0 + n1)
+        xs = (padded[0].new_empty(*batch, COARSE, n0), padded[0].new_empty(*batch, COARSE + SAME, n1))
         for p, ys, cols, own, views, parent in _sublattices(padded, levels):
-            y[ys].view(own.shape).copy_(own)
+            y[..., ys].view(own.shape).copy_(own)
             if not parent:
-                xs[p][:COARSE, cols] = 0
+                xs[p][..., :COARSE, cols] = 0
             for k, view in views:
-                xs[p][k, cols].view(own.shape).copy_(view)
+                xs[p][..., k, cols].view(own.shape).copy_(view)
         ctx.levels, ctx.shapes = levels, [tuple(g.shape) for g in padded]
         return (y,) + xs
 
@@ -301,9 +330,9 @@ class _Columns(torch.autograd.Function):
             gx = (gx0, gx1)[p]
             if gx is not None:
                 for k, view in views:
-                    view.add_(gx[k, cols].view(own.shape))
+                    view.add_(gx[..., k, cols].view(own.shape))
             if gy is not None:
-                own.add_(gy[ys].view(own.shape))
+                own.add_(gy[..., ys].view(own.shape))
         return (None, *padded)
 
 

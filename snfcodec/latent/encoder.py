@@ -26,7 +26,7 @@ from .coding import TensorCode
 from .context import ContextModel, IntegerContext, quantize_context
 from .field import LatentConfig, LatentField, network_size
 from .synthesis import run
-from .train import TrainOptions, TrainReport, train
+from .train import TrainOptions, TrainReport, train, train_batch
 
 CONTEXT_SHIFTS = (0, 1, 2, 3, 4)  # candidate context-weight steps 2^(shift - 8)
 SYNTH_EXPONENTS = tuple(range(4, 13))  # candidate synthesis steps 2^-q
@@ -261,27 +261,70 @@ def fixed_bits(config: LatentConfig, C: int) -> float:
 
 def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> LatentEncoded:
     """(H, W, C) uint8 → a version-3 file."""
-    H, W, C = pixels.shape
-    config = options.config
-    torch.manual_seed(options.seed)
-    generator = torch.Generator().manual_seed(options.seed)
-    field = LatentField(H, W, C, config, options.alpha, generator)
-    target = torch.from_numpy(pixels.astype(np.float32) / 255.0)
-    budget = None if options.bpp is None else int(options.bpp * H * W / 8)
-    network_bits = fixed_bits(config, C)
-    if budget is not None and 8 * budget < 1.2 * network_bits:
-        raise SnfInputError(f"the rate is too low for a {W}x{H} image ({budget} bytes); ask for at least "
-                            f"{1.2 * network_bits / (H * W):.3g} bpp")
+    field, target, budget = _start(pixels, options)
     device = torch.device(options.device)
     field.to(device)  # the same start on every device: drawn on the CPU above
     start = time.perf_counter()
-    report = train(field, target.to(device), TrainOptions(
-        options.steps, options.lr_latent, options.lr_network, options.noise_fraction, options.lmbda,
-        options.bpp, network_bits, _file_bits(field, target), max_seconds=options.max_seconds,
-        progress=options.progress, row_stride=options.row_stride, quantizer=options.quantizer,
-        temperature=options.temperature, compile=options.compile))
+    report = train(field, target.to(device), _train_options(options, pixels.shape[2], _file_bits(field, target)))
     fit_seconds = time.perf_counter() - start
     field.cpu()
+    return _finish(field, target, budget, layout_code, report, options, fit_seconds)
+
+
+def encode_batch(images: list[np.ndarray], layout_code: int,
+                 options: LatentOptions) -> list[LatentEncoded | SnfInputError]:
+    """B images of one shape (H, W, C) uint8 → their version-3 files, trained together (:func:`.train.train_batch`:
+    each field from the start, learning rates and rate rule of a one-image encode, in one batched step); then
+    each coded alone, as :func:`encode` does. An image whose rate cannot be met gets its error, not the batch.
+    ``fit_seconds`` of each is the batch's training time shared equally."""
+    started = [_start(pixels, options) for pixels in images]
+    fields = [field for field, _, _ in started]
+    device = torch.device(options.device)
+    for field in fields:
+        field.to(device)
+    start = time.perf_counter()
+    targets = torch.stack([target for _, target, _ in started]).to(device)
+    reports = train_batch(fields, targets, _train_options(options, images[0].shape[2], None),
+                          [_file_bits(field, target) for field, target, _ in started])
+    fit_seconds = (time.perf_counter() - start) / len(images)
+    out = []
+    for (field, target, budget), report in zip(started, reports):
+        field.cpu()
+        try:
+            out.append(_finish(field, target, budget, layout_code, report, options, fit_seconds))
+        except SnfInputError as exc:
+            out.append(exc)
+    return out
+
+
+def _start(pixels: np.ndarray, options: LatentOptions) -> tuple[LatentField, torch.Tensor, int | None]:
+    """A new field for (H, W, C) uint8 ``pixels`` (drawn from the seed on the CPU), the target (H, W, C) float32
+    in [0, 1], and the byte budget (None: λ given); refuses a rate too low for the networks."""
+    H, W, C = pixels.shape
+    torch.manual_seed(options.seed)
+    field = LatentField(H, W, C, options.config, options.alpha, torch.Generator().manual_seed(options.seed))
+    target = torch.from_numpy(pixels.astype(np.float32) / 255.0)
+    budget = None if options.bpp is None else int(options.bpp * H * W / 8)
+    network_bits = fixed_bits(options.config, C)
+    if budget is not None and 8 * budget < 1.2 * network_bits:
+        raise SnfInputError(f"the rate is too low for a {W}x{H} image ({budget} bytes); ask for at least "
+                            f"{1.2 * network_bits / (H * W):.3g} bpp")
+    return field, target, budget
+
+
+def _train_options(options: LatentOptions, C: int, exact_bits) -> TrainOptions:
+    return TrainOptions(
+        options.steps, options.lr_latent, options.lr_network, options.noise_fraction, options.lmbda,
+        options.bpp, fixed_bits(options.config, C), exact_bits, max_seconds=options.max_seconds,
+        progress=options.progress, row_stride=options.row_stride, quantizer=options.quantizer,
+        temperature=options.temperature, compile=options.compile)
+
+
+def _finish(field: LatentField, target: torch.Tensor, budget: int | None, layout_code: int, report: TrainReport,
+            options: LatentOptions, fit_seconds: float) -> LatentEncoded:
+    """A trained field (on the CPU) → its file: the networks quantized, the latents coded, the rate met."""
+    H, W, C = target.shape
+    config = options.config
     lmbda = report.lmbda if options.lmbda is None else options.lmbda
     latents = [g.detach().double().numpy() for g in field.grids]
     shapes = field.shapes

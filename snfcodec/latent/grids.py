@@ -86,8 +86,16 @@ class Upsampler:
 
     def level(self, l: int, grid: torch.Tensor, rows: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:
         """Level ``l`` (h, w) read on the grid → (rows, cols); ``rows`` (m,) int64: only those of the grid's rows
-        → (m, cols); ``start``: ``grid`` holds the level's rows from ``start`` on only (a window)."""
-        return self.cols[l](self.rows[l](grid, rows, start).T).T
+        → (m, cols); ``start``: ``grid`` holds the level's rows from ``start`` on only (a window). A grid (B, h, w)
+        of B fields fitted together → (B, rows or m, cols): the batch is folded into the other axis of each
+        reading."""
+        if grid.dim() == 2:
+            return self.cols[l](self.rows[l](grid, rows, start).T).T
+        B, h, w = grid.shape
+        x = self.rows[l](grid.transpose(0, 1).reshape(h, B * w), rows, start)  # (m, B·w)
+        m = x.shape[0]
+        x = self.cols[l](x.reshape(m * B, w).T)  # (cols, m·B)
+        return x.T.reshape(m, B, -1).transpose(0, 1)
 
     def __call__(self, grids: list[torch.Tensor], rows: torch.Tensor | None = None,
                  starts: list[int] | None = None) -> torch.Tensor:

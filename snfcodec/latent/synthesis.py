@@ -58,11 +58,13 @@ def synthesis_shapes(in_dim: int, width: int, hidden: int, out_dim: int) -> list
 
 
 def run(tensors: list[torch.Tensor], activation: str, x: torch.Tensor) -> torch.Tensor:
-    """The network from decoded tensors (container order): the decoder's forward, same arithmetic."""
+    """The network from decoded tensors (container order): the decoder's forward, same arithmetic. With a leading
+    batch axis on x (B, n, in) and on every tensor, B networks at once (a batched fit, :func:`.train.train_batch`)."""
     act = _ACT[activation]
     n = len(tensors) // 2
     for k in range(n):
-        x = torch.addmm(tensors[2 * k + 1], x, tensors[2 * k])
+        w, b = tensors[2 * k], tensors[2 * k + 1]
+        x = torch.addmm(b, x, w) if x.dim() == 2 else torch.baddbmm(b[:, None], x, w)
         if k < n - 1:
             x = act(x)
     return x

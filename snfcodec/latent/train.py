@@ -50,9 +50,9 @@ import torch
 from tqdm import tqdm
 
 from . import bands, fused
-from .context import pyramid_bits, pyramid_bits_sampled, pyramid_columns
+from .context import StackedContext, columns_bits, pyramid_bits, pyramid_bits_sampled, pyramid_columns
 from .field import LatentField
-from .grids import Upsampler
+from .synthesis import run
 
 CONTROL_EVERY = 4  # steps between λ updates in a run of CONTROL_STEPS steps or more; shorter runs update
 CONTROL_STEPS = 600  # proportionally more often, so that λ moves as far per share of the schedule
@@ -115,6 +115,82 @@ class TrainReport:
     history: list = field(default_factory=list)  # (step, seconds, psnr, bpp, λ, rounded-rate mean) every 10 steps
 
 
+class RateControl:
+    """λ of B fits trained together (B = 1 for one), each following the rate of its rounded latents to the
+    target (the module's rule: a running mean, a look-ahead, a margin over the target, one calibration on the
+    file's exact count); with a λ given, λ stays."""
+
+    def __init__(self, options: TrainOptions, pixels: int, exact_bits: list[Callable] | None, batch: int = 1):
+        steps = options.steps
+        self.options, self.pixels, self.exact_bits = options, pixels, exact_bits
+        self.every = max(1, min(CONTROL_EVERY, round(CONTROL_EVERY * steps / CONTROL_STEPS)))
+        # shorter runs end further under (the fixed latents' rate falls more in their last stage): aim higher, up
+        # to twice as high (measured at 300 steps)
+        self.margin = 1 + (CONTROL_MARGIN - 1) * min(2.0, max(1.0, CONTROL_STEPS / max(1, steps)))
+        first = options.lmbda if options.lmbda is not None else initial_lambda(options.target_bpp)
+        self.lmbda = np.full(batch, float(first))
+        self.network_bits = np.full(batch, float(options.network_bits))  # until calibrated
+        self.scale = None  # exact / float latent bits, once calibrated
+        self.rate_mean = None
+
+    def due(self, step: int) -> bool:
+        """Whether λ is updated after this step."""
+        return self.options.lmbda is None and step % self.every == 0
+
+    def calibrating(self, frac: float) -> bool:
+        """Whether the rounded latents should be counted exactly now and measured as the file would spend them."""
+        return (self.scale is None and self.exact_bits is not None
+                and frac >= self.options.noise_fraction - CALIBRATE_BEFORE)
+
+    def calibrate(self, grids: list[torch.Tensor]) -> list[tuple[float, float]]:
+        """Each fit's (exact latent bits, bits outside the latents) of the rounded latents ``grids`` (levels, each
+        with the batch axis)."""
+        return [exact([g[b] for g in grids], float(self.lmbda[b])) for b, exact in enumerate(self.exact_bits)]
+
+    def bpp(self, bits: np.ndarray) -> np.ndarray:
+        """Rate (B,) of latent ``bits`` (B,) with the networks' bits."""
+        return (bits + self.network_bits) / self.pixels
+
+    def update(self, latent_bits: np.ndarray, calibration: list[tuple[float, float]] | None = None) -> None:
+        """λ after a count of the rounded latents' bits (B,) (with ``calibration`` of the same latents, once)."""
+        if calibration is not None:
+            exact, self.network_bits = (np.array(v, dtype=np.float64) for v in zip(*calibration))
+            self.scale = exact / np.maximum(latent_bits, 1.0)
+        rounded = self.bpp((1.0 if self.scale is None else self.scale) * latent_bits)
+        previous = self.rate_mean
+        self.rate_mean = rounded if previous is None else RATE_MEMORY * previous + (1 - RATE_MEMORY) * rounded
+        goal = self.margin * self.options.target_bpp
+        ahead = self.rate_mean if previous is None else self.rate_mean + RATE_LOOKAHEAD * (self.rate_mean - previous)
+        excess = np.clip((ahead - goal) / goal, -1, 1)
+        self.lmbda = np.clip(self.lmbda * np.exp(LAMBDA_GAIN * excess), *LAMBDA_RANGE)
+
+
+def _schedule(opt: torch.optim.Optimizer, base_lrs: list[float], step: int, start: float,
+              options: TrainOptions) -> float:
+    """The share of the schedule done at ``step`` (by steps, or by seconds with a time limit), with both groups'
+    learning rates set on their cosine."""
+    frac = step / max(1, options.steps)
+    if options.max_seconds:
+        frac = max(frac, (time.perf_counter() - start) / options.max_seconds)
+    for g, lr in zip(opt.param_groups, base_lrs):
+        g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
+    return frac
+
+
+def _rows(options: TrainOptions, H: int, device) -> torch.Tensor | None:
+    """This step's pixel rows: every ``row_stride``-th from a random offset (every latent row of level ≥
+    log2(stride) is seen each step), or None for all."""
+    if options.row_stride <= 1:
+        return None
+    return torch.arange(int(torch.randint(options.row_stride, ())), H, options.row_stride, device=device)
+
+
+def _optimizer(fields: list[LatentField], options: TrainOptions) -> torch.optim.Adam:
+    return torch.optim.Adam([{"params": [g for f in fields for g in f.grids], "lr": options.lr_latent},
+                             {"params": [p for f in fields for p in f.network_parameters()],
+                              "lr": options.lr_network}], betas=ADAM_BETAS)
+
+
 def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> TrainReport:
     """Fit ``field_`` to target (H, W, C) float32 in [0, 1] in place, on the device they share."""
     H, W, C = target.shape
@@ -123,31 +199,20 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     up = bands.upsampler(field_.shapes, H, W, first=field_.config.first, device=device)
     terms = fused.Terms(options.compile)
     flat_target = target.reshape(H * W, C)
-    opt = torch.optim.Adam([{"params": list(field_.grids), "lr": options.lr_latent},
-                            {"params": field_.network_parameters(), "lr": options.lr_network}], betas=ADAM_BETAS)
+    opt = _optimizer([field_], options)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    lmbda = options.lmbda if options.lmbda is not None else initial_lambda(options.target_bpp)
     pixels = H * W
-    rate_mean = None
+    control = RateControl(options, pixels, None if options.exact_bits is None else [options.exact_bits])
+    lmbda = float(control.lmbda[0])
     fixed = None  # the last stage's context columns of the rounded latents
     start = time.perf_counter()
     history = []
     steps = options.steps
     psnr = bpp = float("nan")
-    control_every = max(1, min(CONTROL_EVERY, round(CONTROL_EVERY * steps / CONTROL_STEPS)))
-    # shorter runs end further under (the fixed latents' rate falls more in their last stage): aim higher, up to
-    # twice as high (measured at 300 steps)
-    margin = 1 + (CONTROL_MARGIN - 1) * min(2.0, max(1.0, CONTROL_STEPS / max(1, steps)))
-    scale = None  # exact / float latent bits, once calibrated
-    network_bits = options.network_bits  # until calibrated
     bar = tqdm(range(steps), desc="fit", disable=not options.progress, leave=False)
     step = 0
     for step in bar:
-        frac = step / max(1, steps)
-        if options.max_seconds:
-            frac = max(frac, (time.perf_counter() - start) / options.max_seconds)
-        for g, lr in zip(opt.param_groups, base_lrs):
-            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
+        frac = _schedule(opt, base_lrs, step, start, options)
         hard = frac >= options.noise_fraction
         opt.zero_grad(set_to_none=True)
         if hard and fixed is None:  # the latents no longer change: round them (and gather their contexts) once
@@ -155,9 +220,7 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
             fixed = ys if banded else pyramid_columns(ys)
         elif not hard:
             ys = [_soft(g, frac / options.noise_fraction, options) for g in field_.grids]
-        rows = None
-        if options.row_stride > 1:  # stratified rows: every latent row of level ≥ log2(stride) is seen each step
-            rows = torch.arange(int(torch.randint(options.row_stride, ())), H, options.row_stride, device=device)
+        rows = _rows(options, H, device)
         if banded:
             parts = bands.row_bands(rows, H, W, device)
             n = sum(len(part) for part in parts) * W * C
@@ -180,14 +243,14 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
                 return float(bits.detach()), float(mse.detach())
             bits, mse = terms.step(run, lambda: opt.zero_grad(set_to_none=True))
         opt.step()
-        bpp = (bits + network_bits) / pixels
+        bpp = float(control.bpp(np.array([bits]))[0])
         psnr = -10 * math.log10(max(mse, 1e-12))
-        if options.lmbda is None and step % control_every == 0:
+        if control.due(step):
+            calibration = None
             if hard:  # this step's rate is that of the rounded latents
                 latent_bits = bits
             else:
-                calibrate = (scale is None and options.exact_bits is not None
-                             and frac >= options.noise_fraction - CALIBRATE_BEFORE)
+                calibrate = control.calibrating(frac)
                 with torch.no_grad():
                     rounded_grids = [torch.round(g) for g in field_.grids]
                     if banded:
@@ -195,26 +258,100 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
                     elif calibrate:  # the calibration's ratio is kept: count exactly
                         latent_bits = float(pyramid_bits(field_.context, rounded_grids))
                     else:  # the phases in turn
-                        phase = step // control_every % CONTROL_SAMPLING
+                        phase = step // control.every % CONTROL_SAMPLING
                         latent_bits = float(pyramid_bits_sampled(field_.context, rounded_grids, CONTROL_SAMPLING,
                                                                  phase))
                 if calibrate:
-                    exact, network_bits = options.exact_bits(rounded_grids, lmbda)
-                    scale = exact / max(latent_bits, 1.0)
-            rounded = ((scale or 1.0) * latent_bits + network_bits) / pixels
-            previous = rate_mean
-            rate_mean = rounded if rate_mean is None else RATE_MEMORY * rate_mean + (1 - RATE_MEMORY) * rounded
-            goal = margin * options.target_bpp
-            ahead = rate_mean if previous is None else rate_mean + RATE_LOOKAHEAD * (rate_mean - previous)
-            excess = float(np.clip((ahead - goal) / goal, -1, 1))
-            lmbda = float(np.clip(lmbda * math.exp(LAMBDA_GAIN * excess), *LAMBDA_RANGE))
+                    calibration = control.calibrate([g[None] for g in rounded_grids])
+            control.update(np.array([latent_bits]), calibration)
+            lmbda = float(control.lmbda[0])
         if step % 10 == 0:
+            rate_mean = None if control.rate_mean is None else float(control.rate_mean[0])
             history.append((step, time.perf_counter() - start, psnr, bpp, lmbda, rate_mean))
             bar.set_postfix(psnr=f"{psnr:.2f}", bpp=f"{bpp:.3f}")
         if frac >= 1:
             break
     bar.close()
     return TrainReport(step + 1 if steps else 0, time.perf_counter() - start, lmbda, psnr, bpp, history)
+
+
+def train_batch(fields: list[LatentField], targets: torch.Tensor, options: TrainOptions,
+                exact_bits: list[Callable] | None = None) -> list[TrainReport]:
+    """Fit B fields of one shape to targets (B, H, W, C) float32 in [0, 1] in place, together: each step is one
+    pass over all B (their parameters stacked, batched products), each field on its own loss, λ and rate
+    target — the gradients of B separate fits, for one pass of a step's fixed cost, which is most of a small
+    image's step on a CPU (docs/latent.md). ``exact_bits``: each field's calibration (``options.exact_bits`` of
+    one fit). Whole-image steps only (no bands), uncompiled."""
+    B, H, W, C = targets.shape
+    device = targets.device
+    up = bands.upsampler(fields[0].shapes, H, W, first=fields[0].config.first, device=device)
+    activation = fields[0].synthesis.activation
+    opt = _optimizer(fields, options)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    pixels = H * W
+    control = RateControl(options, pixels, exact_bits, B)
+    levels = len(fields[0].grids)
+    fixed = None
+    start = time.perf_counter()
+    histories = [[] for _ in fields]
+    steps = options.steps
+    psnr = bpp = np.full(B, np.nan)
+    bar = tqdm(range(steps), desc="fit", disable=not options.progress, leave=False)
+    step = 0
+    for step in bar:
+        frac = _schedule(opt, base_lrs, step, start, options)
+        hard = frac >= options.noise_fraction
+        opt.zero_grad(set_to_none=True)
+        grids = [torch.stack([f.grids[l] for f in fields]) for l in range(levels)]  # (B, h, w) each
+        if hard and fixed is None:
+            ys = [torch.round(g.detach()) for g in grids]
+            fixed = pyramid_columns(ys)
+        elif not hard:
+            ys = [_soft(g, frac / options.noise_fraction, options) for g in grids]
+        rows = _rows(options, H, device)
+        context = StackedContext([f.context for f in fields])
+        bits = columns_bits(context, fixed if hard else pyramid_columns(ys))  # (B,)
+        x = up(ys, rows)  # (B, rows, W, levels)
+        synthesis = [torch.stack(t) for t in zip(*(f.synthesis.tensors() for f in fields))]
+        out = run(synthesis, activation, x.reshape(B, -1, levels))
+        want = (targets if rows is None else targets[:, rows]).reshape(B, -1, C)
+        mse = ((out - want) ** 2).mean((1, 2))
+        lmbda = torch.tensor(control.lmbda, dtype=mse.dtype, device=device)
+        (mse + lmbda * bits / pixels).sum().backward()
+        opt.step()
+        step_bits = bits.detach().double().cpu().numpy()
+        bpp = control.bpp(step_bits)
+        psnr = -10 * np.log10(np.maximum(mse.detach().double().cpu().numpy(), 1e-12))
+        if control.due(step):
+            calibration = None
+            if hard:
+                latent_bits = step_bits
+            else:
+                calibrate = control.calibrating(frac)
+                with torch.no_grad():  # the latents and networks after this step's update
+                    rounded = [torch.round(torch.stack([f.grids[l] for f in fields])) for l in range(levels)]
+                    context = StackedContext([f.context for f in fields])
+                    if calibrate:
+                        latent_bits = pyramid_bits(context, rounded)
+                    else:
+                        phase = step // control.every % CONTROL_SAMPLING
+                        latent_bits = pyramid_bits_sampled(context, rounded, CONTROL_SAMPLING, phase)
+                latent_bits = latent_bits.double().cpu().numpy()
+                if calibrate:
+                    calibration = control.calibrate(rounded)
+            control.update(latent_bits, calibration)
+        if step % 10 == 0:
+            seconds = time.perf_counter() - start
+            for b, history in enumerate(histories):
+                rate_mean = None if control.rate_mean is None else float(control.rate_mean[b])
+                history.append((step, seconds, float(psnr[b]), float(bpp[b]), float(control.lmbda[b]), rate_mean))
+            bar.set_postfix(psnr=f"{float(np.mean(psnr)):.2f}", bpp=f"{float(np.mean(bpp)):.3f}")
+        if frac >= 1:
+            break
+    bar.close()
+    seconds = time.perf_counter() - start
+    return [TrainReport(step + 1 if steps else 0, seconds, float(control.lmbda[b]), float(psnr[b]), float(bpp[b]),
+                        histories[b]) for b in range(B)]
 
 
 def softround(x: torch.Tensor, t: float) -> torch.Tensor:
