@@ -392,7 +392,8 @@ def test_a_batch_of_pyramids_gives_each_its_own_columns_bits_readings_and_synthe
     fields = _fields(3, H, W, rng)
     stacked = [torch.stack([f.grids[l] for f in fields]).detach().round() for l in range(3)]
     y, x0, x1 = pyramid_columns(stacked)
-    bits = columns_bits(StackedContext([f.context for f in fields]), (y, x0, x1))
+    stacked_context = StackedContext([torch.stack(ps) for ps in zip(*(f.context.parameters() for f in fields))])
+    bits = columns_bits(stacked_context, (y, x0, x1))
     up = bands.upsampler(fields[0].shapes, H, W)
     rows = torch.arange(1, H, 2)
     read, read_rows = up(stacked), up(stacked, rows)

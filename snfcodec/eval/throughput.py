@@ -1,7 +1,7 @@
 """Files per second: one batched ``encode_many`` against one ``encode`` call per file, same files, same process.
 
     python -m snfcodec.eval.throughput PHOTO_DIR --out DIR [--size 32] [--count 1000] [--bpp 2] [--single 100]
-                                       [--jobs N] [--ray] [--device cpu|cuda]
+                                       [--jobs N] [--ray] [--device cpu|cuda] [--field auto|tiles|latent]
 
 Cuts ``--count`` crops of ``--size``² pixels at seeded random places from the photos in PHOTO_DIR and writes
 them as PNG files (so both paths read files, as a user's would). Then:
@@ -120,15 +120,18 @@ def run(paths: list[str], out: str, options: dict, single: int, ray: bool, jobs:
               help="Worker processes of the batched path (0: one per CPU core).")
 @click.option("--ray", is_flag=True, help="Also run on a local Ray cluster, and a stopped-and-resumed Ray run.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
-def main(photo_dir, out, size, count, bpp, effort, single, jobs, ray, device):
+@click.option("--field", type=click.Choice(["auto", "tiles", "latent"]), default="auto", show_default=True,
+              help="Image field (auto: the tiled one for small crops at this rate, the latent one from ~128x128).")
+def main(photo_dir, out, size, count, bpp, effort, single, jobs, ray, device, field):
     """Batched encoding against one encode per file."""
     paths = make_crops(photo_dir, os.path.join(out, f"crops_{size}"), size, count)
-    report = run(paths, out, {"bpp": bpp, "effort": effort, "device": device}, min(single, count), ray, jobs)
+    report = run(paths, out, {"bpp": bpp, "effort": effort, "device": device, "field": field}, min(single, count),
+                 ray, jobs)
     report.update(size=size)
     with open(os.path.join(out, "throughput.json"), "w") as f:
         json.dump(report, f, indent=2)
     a, b = report["one_by_one"], report["batched"]
-    click.echo(f"{count} crops of {size}x{size} at {bpp} bpp, effort {effort}, device {device}")
+    click.echo(f"{count} crops of {size}x{size} at {bpp} bpp, effort {effort}, device {device}, field {field}")
     click.echo(f"one by one: {a['files']} files in {a['seconds']:.1f} s = {a['files_per_second']:.3f} files/s, "
                f"mean PSNR {report['mean_psnr_one_by_one']:.3f} dB")
     click.echo(f"batched ({jobs} job{'s' if jobs != 1 else ''}): {b['files']} files in {b['seconds']:.1f} s = "

@@ -123,13 +123,13 @@ class ContextModel(torch.nn.Module):
 
 
 class StackedContext:
-    """The context networks of B fields of one shape as batched tensors (B, ...), stacked from their parameters
-    (so gradients reach each), for a training step of the B fields together: :meth:`columns` of all at once."""
+    """The context networks of B fields of one shape as batched tensors, for the training steps of the B fields
+    together (:func:`.train.train_batch`): :meth:`columns` of all at once."""
 
-    def __init__(self, models: list[ContextModel]):
-        self.layers = [[(torch.stack([m.nets[p][k].weight for m in models]),
-                         torch.stack([m.nets[p][k].bias for m in models])) for k in (0, 2, 4)]
-                       for p in range(len(models[0].nets))]
+    def __init__(self, tensors: list[torch.Tensor]):
+        """``tensors``: the networks' parameters in module order (per pass: weight (out, in), bias of each of
+        the three layers), each stacked over the B fields (a leading axis)."""
+        self.layers = [list(zip(tensors[k:k + 6:2], tensors[k + 1:k + 6:2])) for k in range(0, len(tensors), 6)]
 
     def columns(self, p: int, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(μ, ln b), (B, n) each, of the B pass-``p`` networks on their contexts x (B, features, n)."""

@@ -275,6 +275,29 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     return TrainReport(step + 1 if steps else 0, time.perf_counter() - start, lmbda, psnr, bpp, history)
 
 
+class _Stacked:
+    """B fields' parameters as batched leaves (B, ...) for training them together: one tensor for the optimiser
+    and the products per parameter of a field, not B; :meth:`store` copies them back into the fields. The
+    synthesis in container order (w (B, in, out), b (B, out), ...), the context networks in module order."""
+
+    def __init__(self, fields: list[LatentField]):
+        self.fields = fields
+        self.grids = [torch.stack([f.grids[l].detach() for f in fields]).requires_grad_()
+                      for l in range(len(fields[0].grids))]
+        self.synthesis = [torch.stack([t.detach() for t in ts]).requires_grad_()
+                          for ts in zip(*(f.synthesis.tensors() for f in fields))]
+        self.networks = self.synthesis + [torch.stack([p.detach() for p in ps]).requires_grad_()
+                                          for ps in zip(*(f.context.parameters() for f in fields))]
+        self.context = StackedContext(self.networks[len(self.synthesis):])
+
+    def store(self) -> None:
+        with torch.no_grad():
+            for b, f in enumerate(self.fields):
+                for own, leaf in zip(list(f.grids) + f.synthesis.tensors() + list(f.context.parameters()),
+                                     self.grids + self.networks):
+                    own.copy_(leaf[b])  # synthesis weights: into the transposed views of their parameters
+
+
 def train_batch(fields: list[LatentField], targets: torch.Tensor, options: TrainOptions,
                 exact_bits: list[Callable] | None = None) -> list[TrainReport]:
     """Fit B fields of one shape to targets (B, H, W, C) float32 in [0, 1] in place, together: each step is one
@@ -286,11 +309,12 @@ def train_batch(fields: list[LatentField], targets: torch.Tensor, options: Train
     device = targets.device
     up = bands.upsampler(fields[0].shapes, H, W, first=fields[0].config.first, device=device)
     activation = fields[0].synthesis.activation
-    opt = _optimizer(fields, options)
+    stacked = _Stacked(fields)
+    opt = torch.optim.Adam([{"params": stacked.grids, "lr": options.lr_latent},
+                            {"params": stacked.networks, "lr": options.lr_network}], betas=ADAM_BETAS)
     base_lrs = [g["lr"] for g in opt.param_groups]
     pixels = H * W
     control = RateControl(options, pixels, exact_bits, B)
-    levels = len(fields[0].grids)
     fixed = None
     start = time.perf_counter()
     histories = [[] for _ in fields]
@@ -302,18 +326,15 @@ def train_batch(fields: list[LatentField], targets: torch.Tensor, options: Train
         frac = _schedule(opt, base_lrs, step, start, options)
         hard = frac >= options.noise_fraction
         opt.zero_grad(set_to_none=True)
-        grids = [torch.stack([f.grids[l] for f in fields]) for l in range(levels)]  # (B, h, w) each
         if hard and fixed is None:
-            ys = [torch.round(g.detach()) for g in grids]
+            ys = [torch.round(g.detach()) for g in stacked.grids]
             fixed = pyramid_columns(ys)
         elif not hard:
-            ys = [_soft(g, frac / options.noise_fraction, options) for g in grids]
+            ys = [_soft(g, frac / options.noise_fraction, options) for g in stacked.grids]
         rows = _rows(options, H, device)
-        context = StackedContext([f.context for f in fields])
-        bits = columns_bits(context, fixed if hard else pyramid_columns(ys))  # (B,)
+        bits = columns_bits(stacked.context, fixed if hard else pyramid_columns(ys))  # (B,)
         x = up(ys, rows)  # (B, rows, W, levels)
-        synthesis = [torch.stack(t) for t in zip(*(f.synthesis.tensors() for f in fields))]
-        out = run(synthesis, activation, x.reshape(B, -1, levels))
+        out = run(stacked.synthesis, activation, x.reshape(B, -1, x.shape[-1]))
         want = (targets if rows is None else targets[:, rows]).reshape(B, -1, C)
         mse = ((out - want) ** 2).mean((1, 2))
         lmbda = torch.tensor(control.lmbda, dtype=mse.dtype, device=device)
@@ -329,15 +350,15 @@ def train_batch(fields: list[LatentField], targets: torch.Tensor, options: Train
             else:
                 calibrate = control.calibrating(frac)
                 with torch.no_grad():  # the latents and networks after this step's update
-                    rounded = [torch.round(torch.stack([f.grids[l] for f in fields])) for l in range(levels)]
-                    context = StackedContext([f.context for f in fields])
+                    rounded = [torch.round(g) for g in stacked.grids]
                     if calibrate:
-                        latent_bits = pyramid_bits(context, rounded)
+                        latent_bits = pyramid_bits(stacked.context, rounded)
                     else:
                         phase = step // control.every % CONTROL_SAMPLING
-                        latent_bits = pyramid_bits_sampled(context, rounded, CONTROL_SAMPLING, phase)
+                        latent_bits = pyramid_bits_sampled(stacked.context, rounded, CONTROL_SAMPLING, phase)
                 latent_bits = latent_bits.double().cpu().numpy()
-                if calibrate:
+                if calibrate:  # measured on the fields
+                    stacked.store()
                     calibration = control.calibrate(rounded)
             control.update(latent_bits, calibration)
         if step % 10 == 0:
@@ -349,6 +370,7 @@ def train_batch(fields: list[LatentField], targets: torch.Tensor, options: Train
         if frac >= 1:
             break
     bar.close()
+    stacked.store()
     seconds = time.perf_counter() - start
     return [TrainReport(step + 1 if steps else 0, seconds, float(control.lmbda[b]), float(psnr[b]), float(bpp[b]),
                         histories[b]) for b in range(B)]
