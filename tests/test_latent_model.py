@@ -403,7 +403,7 @@ def test_a_batch_of_pyramids_gives_each_its_own_columns_bits_readings_and_synthe
         own = [g[b] for g in stacked]
         for batched, single in zip((y[b], x0[b], x1[b]), pyramid_columns(own)):
             assert torch.equal(batched, single)
-        assert float(bits[b]) == pytest.approx(float(pyramid_bits(f.context, own)), rel=1e-5)
+        assert float(bits[b].detach()) == pytest.approx(float(pyramid_bits(f.context, own).detach()), rel=1e-5)
         torch.testing.assert_close(read[b], up(own))
         torch.testing.assert_close(read_rows[b], up(own, rows))
         torch.testing.assert_close(out[b], f.synthesis(up(own).reshape(H * W, -1)))
@@ -426,3 +426,16 @@ def test_a_batched_fit_is_the_fits_of_its_fields(monkeypatch):
         for p, q in zip(together[b].parameters(), alone[b].parameters()):
             torch.testing.assert_close(p, q, atol=2e-3, rtol=0)
     assert reports[0].lmbda != reports[1].lmbda  # different images, different λ
+
+
+def test_short_runs_start_lambda_higher_above_1_bpp_only():
+    """The fast effort's runs start λ higher between 1 and 3 bpp, where from the rule's λ their rate overshot."""
+    from snfcodec.latent.train import SHORT_RUN_LAMBDA, SHORT_RUN_STEPS, RateControl, TrainOptions, initial_lambda
+
+    def first(steps, bpp):
+        return float(RateControl(TrainOptions(steps=steps, target_bpp=bpp), 64 * 64, None).lmbda[0])
+
+    assert first(SHORT_RUN_STEPS, 2.0) == pytest.approx(SHORT_RUN_LAMBDA * initial_lambda(2.0))
+    assert first(SHORT_RUN_STEPS, 3.0) == pytest.approx(SHORT_RUN_LAMBDA * initial_lambda(3.0))
+    for steps, bpp in ((SHORT_RUN_STEPS + 1, 2.0), (SHORT_RUN_STEPS, 1.0), (SHORT_RUN_STEPS, 4.0)):
+        assert first(steps, bpp) == pytest.approx(initial_lambda(bpp))

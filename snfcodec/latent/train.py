@@ -74,15 +74,32 @@ LAMBDA_RANGE = (1e-6, 1.0)
 ADAM_BETAS = (0.9, 0.99)
 
 
-def initial_lambda(bpp: float) -> float:
+# Runs of at most SHORT_RUN_STEPS steps (the fast effort's 300) start λ SHORT_RUN_LAMBDA times higher at rates in
+# SHORT_RUN_LAMBDA_BPP (above the lower bound, up to the upper): from the rule's λ their rate overshot early (the
+# astronaut at 2 bpp: 2.7 bpp at step 50, λ 7× up) and 300 steps left λ too little time to come back, files
+# 0.80–0.98 of the target. Measured with batched fits of training-side crops (docs/latent.md, tenth session), mean
+# dB × 1 → × 3: eight 256×256 at 1.5 / 2 / 3 bpp +0.21 / +0.34 / +0.27 (4 bpp −0.09: those files land under
+# their target already), sixteen 128×128 at 2 bpp +0.26, the six 128×128 samples +0.15; three 768×512 at 2 bpp
+# +0.12 (ninth session). The default effort at 2 bpp moved by −0.01 dB (three 256×256): unchanged there.
+SHORT_RUN_STEPS = 300
+SHORT_RUN_LAMBDA = 3.0
+SHORT_RUN_LAMBDA_BPP = (1.0, 3.0)
+
+
+def initial_lambda(bpp: float, steps: int | None = None) -> float:
     """λ to start from for ``bpp``; the controller corrects it. Cool-chic's published λ–rate pairs on Kodak
     (4e-3 → 0.22 bpp, 1e-3 → 0.48, 4e-4 → 0.76, 1e-4 → 1.36: λ ≈ 1e-3 · (bpp / 0.48)^-2) fit converged
     10k-step fields; ours end near that λ at 0.25 bpp but ≈ 3–10× above it at 1 bpp, and a start that low made the
     rounded rate overshoot to 1.8 bpp and λ 40× up and back, still coming down at the switch (300 steps: files
     2–4 % under, −0.25 dB). So: that λ up to 0.25 bpp, ∝ 1/bpp above (at 1 bpp +0.08–0.19 dB at 600 steps,
-    +0.25–0.29 at 300; at 0.5 bpp within ±0.04 dB)."""
+    +0.25–0.29 at 300; at 0.5 bpp within ±0.04 dB). Runs of ``steps`` ≤ SHORT_RUN_STEPS start higher above 1 bpp
+    (above)."""
     cool_chic = 1e-3 * (bpp / 0.48) ** -2
-    return float(np.clip(max(cool_chic, 1e-3 * (0.25 / 0.48) ** -2 * 0.25 / bpp), *LAMBDA_RANGE))
+    lmbda = max(cool_chic, 1e-3 * (0.25 / 0.48) ** -2 * 0.25 / bpp)
+    lo, hi = SHORT_RUN_LAMBDA_BPP
+    if steps is not None and steps <= SHORT_RUN_STEPS and lo < bpp <= hi:
+        lmbda *= SHORT_RUN_LAMBDA
+    return float(np.clip(lmbda, *LAMBDA_RANGE))
 
 
 @dataclass
@@ -127,7 +144,7 @@ class RateControl:
         # shorter runs end further under (the fixed latents' rate falls more in their last stage): aim higher, up
         # to twice as high (measured at 300 steps)
         self.margin = 1 + (CONTROL_MARGIN - 1) * min(2.0, max(1.0, CONTROL_STEPS / max(1, steps)))
-        first = options.lmbda if options.lmbda is not None else initial_lambda(options.target_bpp)
+        first = options.lmbda if options.lmbda is not None else initial_lambda(options.target_bpp, steps)
         self.lmbda = np.full(batch, float(first))
         self.network_bits = np.full(batch, float(options.network_bits))  # until calibrated
         self.scale = None  # exact / float latent bits, once calibrated
