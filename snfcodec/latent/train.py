@@ -182,24 +182,30 @@ class RateControl:
         self.lmbda = np.clip(self.lmbda * np.exp(LAMBDA_GAIN * excess), *LAMBDA_RANGE)
 
 
-def _schedule(opt: torch.optim.Optimizer, base_lrs: list[float], step: int, start: float,
-              options: TrainOptions) -> float:
-    """The share of the schedule done at ``step`` (by steps, or by seconds with a time limit), with both groups'
-    learning rates set on their cosine."""
-    frac = step / max(1, options.steps)
-    if options.max_seconds:
-        frac = max(frac, (time.perf_counter() - start) / options.max_seconds)
-    for g, lr in zip(opt.param_groups, base_lrs):
-        g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
-    return frac
-
-
-def _rows(options: TrainOptions, H: int, device) -> torch.Tensor | None:
-    """This step's pixel rows: every ``row_stride``-th from a random offset (every latent row of level ≥
-    log2(stride) is seen each step), or None for all."""
-    if options.row_stride <= 1:
-        return None
-    return torch.arange(int(torch.randint(options.row_stride, ())), H, options.row_stride, device=device)
+def _steps(bar, grids: list[torch.Tensor], opt: torch.optim.Optimizer, start: float, options: TrainOptions, H: int,
+           device):
+    """The schedule, step by step, with the gradients cleared and both groups' learning rates set on their
+    cosine: (step, share done (by steps, or by seconds with a time limit), whether in the last stage, the
+    latents ``grids`` as the step sees them (soft stand-ins for rounding; rounded once and fixed from the
+    switch on), the pixel rows (every ``row_stride``-th from a random offset, so that every latent row of level
+    ≥ log2(stride) is seen each step; None: all))."""
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    ys, hard = None, False
+    for step in bar:
+        frac = step / max(1, options.steps)
+        if options.max_seconds:
+            frac = max(frac, (time.perf_counter() - start) / options.max_seconds)
+        for g, lr in zip(opt.param_groups, base_lrs):
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * frac))
+        opt.zero_grad(set_to_none=True)
+        if frac < options.noise_fraction:
+            ys = [_soft(g, frac / options.noise_fraction, options) for g in grids]
+        elif not hard:  # the latents no longer change
+            ys, hard = [torch.round(g.detach()) for g in grids], True
+        rows = None
+        if options.row_stride > 1:
+            rows = torch.arange(int(torch.randint(options.row_stride, ())), H, options.row_stride, device=device)
+        yield step, frac, hard, ys, rows
 
 
 def _optimizer(fields: list[LatentField], options: TrainOptions) -> torch.optim.Adam:
@@ -217,7 +223,6 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     terms = fused.Terms(options.compile)
     flat_target = target.reshape(H * W, C)
     opt = _optimizer([field_], options)
-    base_lrs = [g["lr"] for g in opt.param_groups]
     pixels = H * W
     control = RateControl(options, pixels, None if options.exact_bits is None else [options.exact_bits])
     lmbda = float(control.lmbda[0])
@@ -228,16 +233,9 @@ def train(field_: LatentField, target: torch.Tensor, options: TrainOptions) -> T
     psnr = bpp = float("nan")
     bar = tqdm(range(steps), desc="fit", disable=not options.progress, leave=False)
     step = 0
-    for step in bar:
-        frac = _schedule(opt, base_lrs, step, start, options)
-        hard = frac >= options.noise_fraction
-        opt.zero_grad(set_to_none=True)
-        if hard and fixed is None:  # the latents no longer change: round them (and gather their contexts) once
-            ys = [torch.round(g.detach()) for g in field_.grids]
+    for step, frac, hard, ys, rows in _steps(bar, list(field_.grids), opt, start, options, H, device):
+        if hard and fixed is None:  # gather the fixed latents' contexts once
             fixed = ys if banded else pyramid_columns(ys)
-        elif not hard:
-            ys = [_soft(g, frac / options.noise_fraction, options) for g in field_.grids]
-        rows = _rows(options, H, device)
         if banded:
             parts = bands.row_bands(rows, H, W, device)
             n = sum(len(part) for part in parts) * W * C
@@ -329,7 +327,6 @@ def train_batch(fields: list[LatentField], targets: torch.Tensor, options: Train
     stacked = _Stacked(fields)
     opt = torch.optim.Adam([{"params": stacked.grids, "lr": options.lr_latent},
                             {"params": stacked.networks, "lr": options.lr_network}], betas=ADAM_BETAS)
-    base_lrs = [g["lr"] for g in opt.param_groups]
     pixels = H * W
     control = RateControl(options, pixels, exact_bits, B)
     fixed = None
@@ -339,16 +336,9 @@ def train_batch(fields: list[LatentField], targets: torch.Tensor, options: Train
     psnr = bpp = np.full(B, np.nan)
     bar = tqdm(range(steps), desc="fit", disable=not options.progress, leave=False)
     step = 0
-    for step in bar:
-        frac = _schedule(opt, base_lrs, step, start, options)
-        hard = frac >= options.noise_fraction
-        opt.zero_grad(set_to_none=True)
+    for step, frac, hard, ys, rows in _steps(bar, stacked.grids, opt, start, options, H, device):
         if hard and fixed is None:
-            ys = [torch.round(g.detach()) for g in stacked.grids]
             fixed = pyramid_columns(ys)
-        elif not hard:
-            ys = [_soft(g, frac / options.noise_fraction, options) for g in stacked.grids]
-        rows = _rows(options, H, device)
         bits = columns_bits(stacked.context, fixed if hard else pyramid_columns(ys))  # (B,)
         x = up(ys, rows)  # (B, rows, W, levels)
         out = run(stacked.synthesis, activation, x.reshape(B, -1, x.shape[-1]))
