@@ -456,7 +456,8 @@ def prepare_image(pixels: np.ndarray, options: EncodeOptions) -> Prepared:
     if options.lmbda is not None and field != "latent":
         raise SnfInputError("lmbda applies to the latent field, not the tiled one; drop field='tiles' (--field tiles)")
     if field == "latent":
-        batchable = presets.latent_batchable(H, W, _latent_steps(options))
+        steps = _latent_steps(options)
+        batchable = presets.latent_batchable(H, W, steps, _latent_compiled(H, W, steps, options))
         return Prepared(None, torch.empty(0), pixels, container.KIND_IMAGE, C, 0, _image_budget(H, W, bpp),
                         "latent", batchable)
     arch = image_architecture(H, W, C, bpp, options.tile)
@@ -524,7 +525,7 @@ def _latent_options(item: Prepared, options: EncodeOptions) -> latent.encoder.La
     rate = bpp if options.lmbda is None else None
     lr = presets.latent_lr(steps, rate) if options.lr is None else _positive("lr", options.lr, presets.LATENT_LR)
     resolve_device(options.device)  # refuses an unknown device, or cuda where there is none
-    device = "cuda" if options.device == "cuda" else "cpu"  # "auto": the CPU, where this field was measured
+    device = _latent_device(options)
     if not latent.bands.banded(H, W):  # whole-photo steps reuse the same large blocks (large photos' bands were
         reuse_freed_memory()  # measured with glibc's defaults); 768×512: 80–90 → 72–75 ms a step
     return latent.encoder.LatentOptions(
@@ -532,7 +533,16 @@ def _latent_options(item: Prepared, options: EncodeOptions) -> latent.encoder.La
         lr_network=presets.LATENT_LR_NETWORK, seed=int(options.seed), max_seconds=options.max_seconds,
         progress=options.progress, row_stride=presets.LATENT_ROW_STRIDE, quantizer=presets.LATENT_QUANTIZER,
         temperature=presets.LATENT_TEMPERATURE, device=device,
-        compile=latent.fused.requested(H * W * steps, presets.LATENT_COMPILE_WORK, device))
+        compile=_latent_compiled(H, W, steps, options))
+
+
+def _latent_device(options: EncodeOptions) -> str:
+    return "cuda" if options.device == "cuda" else "cpu"  # "auto": the CPU, where the latent field was measured
+
+
+def _latent_compiled(H: int, W: int, steps: int, options: EncodeOptions) -> bool:
+    """Whether an H×W latent fit of ``steps`` compiles its step (:func:`.latent.fused.requested`)."""
+    return latent.fused.requested(H * W * steps, presets.LATENT_COMPILE_WORK, _latent_device(options))
 
 
 def _latent_result(encoded, item: Prepared, options: latent.encoder.LatentOptions, seconds: float) -> EncodeResult:

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from .field import FieldConfig
+from .latent.train import SHORT_RUN_STEPS
 from .grid import TileLayout
 
 # Expected cost of one parameter after quantization-aware fine-tuning and entropy coding: the network is sized
@@ -198,7 +199,7 @@ LATENT_SHORT_LR = 0.15
 # 35.47 / 35.57 / 35.11, 38.09 / 38.05 / 37.51 dB — the rate is capped at 0.8 for every effort.
 LATENT_LR_BPP = 0.5
 LATENT_LR_MAX = 0.8
-LATENT_SHORT_STEPS = 300
+LATENT_SHORT_STEPS = SHORT_RUN_STEPS  # one definition of a short run: the trainer's (its first λ, latent.train)
 LATENT_LR_NETWORK = 0.02  # and of the synthesis and context networks
 # Fits of at least this many pixel-steps compile their step (snfcodec.latent.fused): 768×512 at the fast effort's
 # 300 steps and up. The compilation takes ≈ 15 s the first time on a machine and ≈ 2 s a process after.
@@ -242,10 +243,13 @@ LATENT_HALF_SCALE_STEPS = 800
 LATENT_GROUP_PIXELS = 1 << 19
 
 
-def latent_batchable(H: int, W: int, steps: int) -> bool:
-    """Whether an H×W latent image fitted in ``steps`` can be trained in a group with others of its size."""
+def latent_batchable(H: int, W: int, steps: int, compiled: bool) -> bool:
+    """Whether an H×W latent image fitted in ``steps`` can be trained in a group with others of its size:
+    ``compiled`` (whether its one-file fit would be: :func:`.latent.fused.requested`) is not, and its work is under
+    LATENT_COMPILE_WORK, the sizes where grouping was measured to pay (also where no compiler is found)."""
     from .latent import bands
-    return H * W * steps < LATENT_COMPILE_WORK and not bands.banded(H, W) and 2 * H * W <= LATENT_GROUP_PIXELS
+    return (not compiled and H * W * steps < LATENT_COMPILE_WORK and not bands.banded(H, W)
+            and 2 * H * W <= LATENT_GROUP_PIXELS)
 
 
 def latent_lr(steps: int, bpp: float | None = None) -> float:

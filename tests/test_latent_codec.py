@@ -283,14 +283,21 @@ def test_encode_many_trains_images_of_one_size_together(tmp_path, photo48):
         assert r.result.steps == 40
 
 
-def test_latent_images_are_grouped_by_size_and_only_where_small_and_uncompiled(photo48):
+def test_latent_images_are_grouped_by_size_and_only_where_small_and_uncompiled(photo48, monkeypatch):
     from snfcodec import batch, codec
+    from snfcodec.latent import fused
     options = codec.EncodeOptions(field="latent", bpp=BPP, steps=40)
     items = [codec.prepare_image(px, options) for px in (photo48, photo48[:40], photo48, photo48[:40])]
     assert batch.groups(items) == [[0, 2], [1, 3]]
-    assert presets.latent_batchable(256, 256, presets.LATENT_STEPS["default"])
-    assert not presets.latent_batchable(512, 512, presets.LATENT_STEPS["default"])  # compiled alone
-    assert not presets.latent_batchable(256, 256, presets.LATENT_STEPS["slow"])
+    assert presets.latent_batchable(256, 256, presets.LATENT_STEPS["default"], compiled=False)
+    assert not presets.latent_batchable(256, 256, presets.LATENT_STEPS["default"], compiled=True)
+    assert not presets.latent_batchable(512, 512, presets.LATENT_STEPS["default"], compiled=False)  # not measured
+    assert not presets.latent_batchable(256, 256, presets.LATENT_STEPS["slow"], compiled=False)
+    # a compiled fit asked for through the environment is one file's, as the encoder would run it
+    monkeypatch.setattr(fused, "_compiler", lambda: "c++")
+    monkeypatch.setenv(fused.ENVIRONMENT, "1")
+    items = [codec.prepare_image(px, options) for px in (photo48, photo48)]
+    assert not any(item.batchable for item in items) and batch.groups(items) == [[0], [1]]
 
 
 @pytest.mark.parametrize("guess", [1e-8, 1e-2, 1e2])

@@ -261,11 +261,11 @@ def fixed_bits(config: LatentConfig, C: int) -> float:
 
 def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> LatentEncoded:
     """(H, W, C) uint8 → a version-3 file."""
-    field, target, budget = _start(pixels, options)
+    field, target, budget, network_bits = _start(pixels, options)
     device = torch.device(options.device)
     field.to(device)  # the same start on every device: drawn on the CPU above
     start = time.perf_counter()
-    report = train(field, target.to(device), _train_options(options, pixels.shape[2], _file_bits(field, target)))
+    report = train(field, target.to(device), _train_options(options, network_bits, _file_bits(field, target)))
     fit_seconds = time.perf_counter() - start
     field.cpu()
     return _finish(field, target, budget, layout_code, report, options, fit_seconds)
@@ -278,17 +278,17 @@ def encode_batch(images: list[np.ndarray], layout_code: int,
     each coded alone, as :func:`encode` does. An image whose rate cannot be met gets its error, not the batch.
     ``fit_seconds`` of each is the batch's training time shared equally."""
     started = [_start(pixels, options) for pixels in images]
-    fields = [field for field, _, _ in started]
+    fields = [field for field, _, _, _ in started]
     device = torch.device(options.device)
     for field in fields:
         field.to(device)
     start = time.perf_counter()
-    targets = torch.stack([target for _, target, _ in started]).to(device)
-    reports = train_batch(fields, targets, _train_options(options, images[0].shape[2], None),
-                          [_file_bits(field, target) for field, target, _ in started])
+    targets = torch.stack([target for _, target, _, _ in started]).to(device)
+    reports = train_batch(fields, targets, _train_options(options, started[0][3], None),  # one shape: one size
+                          [_file_bits(field, target) for field, target, _, _ in started])
     fit_seconds = (time.perf_counter() - start) / len(images)
     out = []
-    for (field, target, budget), report in zip(started, reports):
+    for (field, target, budget, _), report in zip(started, reports):
         field.cpu()
         try:
             out.append(_finish(field, target, budget, layout_code, report, options, fit_seconds))
@@ -297,9 +297,10 @@ def encode_batch(images: list[np.ndarray], layout_code: int,
     return out
 
 
-def _start(pixels: np.ndarray, options: LatentOptions) -> tuple[LatentField, torch.Tensor, int | None]:
+def _start(pixels: np.ndarray, options: LatentOptions) -> tuple[LatentField, torch.Tensor, int | None, float]:
     """A new field for (H, W, C) uint8 ``pixels`` (drawn from the seed on the CPU), the target (H, W, C) float32
-    in [0, 1], and the byte budget (None: λ given); refuses a rate too low for the networks."""
+    in [0, 1], the byte budget (None: λ given) and the file's bits outside its latents (:func:`fixed_bits`);
+    refuses a rate too low for the networks."""
     H, W, C = pixels.shape
     torch.manual_seed(options.seed)
     field = LatentField(H, W, C, options.config, options.alpha, torch.Generator().manual_seed(options.seed))
@@ -309,13 +310,13 @@ def _start(pixels: np.ndarray, options: LatentOptions) -> tuple[LatentField, tor
     if budget is not None and 8 * budget < 1.2 * network_bits:
         raise SnfInputError(f"the rate is too low for a {W}x{H} image ({budget} bytes); ask for at least "
                             f"{1.2 * network_bits / (H * W):.3g} bpp")
-    return field, target, budget
+    return field, target, budget, network_bits
 
 
-def _train_options(options: LatentOptions, C: int, exact_bits) -> TrainOptions:
+def _train_options(options: LatentOptions, network_bits: float, exact_bits) -> TrainOptions:
     return TrainOptions(
         options.steps, options.lr_latent, options.lr_network, options.noise_fraction, options.lmbda,
-        options.bpp, fixed_bits(options.config, C), exact_bits, max_seconds=options.max_seconds,
+        options.bpp, network_bits, exact_bits, max_seconds=options.max_seconds,
         progress=options.progress, row_stride=options.row_stride, quantizer=options.quantizer,
         temperature=options.temperature, compile=options.compile)
 
