@@ -10,8 +10,9 @@ import math
 from dataclasses import dataclass
 
 from .field import FieldConfig
-from .latent.train import SHORT_RUN_STEPS
 from .grid import TileLayout
+from .latent import bands
+from .latent.train import SHORT_RUN_STEPS
 
 # Expected cost of one parameter after quantization-aware fine-tuning and entropy coding: the network is sized
 # with it, and the rate search then lands the file exactly, so it trades width against quantization noise.
@@ -247,7 +248,6 @@ def latent_batchable(H: int, W: int, steps: int, compiled: bool) -> bool:
     """Whether an H×W latent image fitted in ``steps`` can be trained in a group with others of its size:
     ``compiled`` (whether its one-file fit would be: :func:`.latent.fused.requested`) is not, and its work is under
     LATENT_COMPILE_WORK, the sizes where grouping was measured to pay (also where no compiler is found)."""
-    from .latent import bands
     return (not compiled and H * W * steps < LATENT_COMPILE_WORK and not bands.banded(H, W)
             and 2 * H * W <= LATENT_GROUP_PIXELS)
 

@@ -15,6 +15,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -261,14 +262,15 @@ def fixed_bits(config: LatentConfig, C: int) -> float:
 
 def encode(pixels: np.ndarray, layout_code: int, options: LatentOptions) -> LatentEncoded:
     """(H, W, C) uint8 → a version-3 file."""
-    field, target, budget, network_bits = _start(pixels, options)
+    s = _start(pixels, options)
     device = torch.device(options.device)
-    field.to(device)  # the same start on every device: drawn on the CPU above
+    s.field.to(device)  # the same start on every device: drawn on the CPU above
     start = time.perf_counter()
-    report = train(field, target.to(device), _train_options(options, network_bits, _file_bits(field, target)))
+    report = train(s.field, s.target.to(device),
+                   _train_options(options, s.network_bits, _file_bits(s.field, s.target)))
     fit_seconds = time.perf_counter() - start
-    field.cpu()
-    return _finish(field, target, budget, layout_code, report, options, fit_seconds)
+    s.field.cpu()
+    return _finish(s.field, s.target, s.budget, layout_code, report, options, fit_seconds)
 
 
 def encode_batch(images: list[np.ndarray], layout_code: int,
@@ -278,29 +280,36 @@ def encode_batch(images: list[np.ndarray], layout_code: int,
     each coded alone, as :func:`encode` does. An image whose rate cannot be met gets its error, not the batch.
     ``fit_seconds`` of each is the batch's training time shared equally."""
     started = [_start(pixels, options) for pixels in images]
-    fields = [field for field, _, _, _ in started]
     device = torch.device(options.device)
-    for field in fields:
-        field.to(device)
+    for s in started:
+        s.field.to(device)
     start = time.perf_counter()
-    targets = torch.stack([target for _, target, _, _ in started]).to(device)
-    reports = train_batch(fields, targets, _train_options(options, started[0][3], None),  # one shape: one size
-                          [_file_bits(field, target) for field, target, _, _ in started])
+    targets = torch.stack([s.target for s in started]).to(device)
+    network_bits = started[0].network_bits  # one shape: one size
+    reports = train_batch([s.field for s in started], targets, _train_options(options, network_bits, None),
+                          [_file_bits(s.field, s.target) for s in started])
     fit_seconds = (time.perf_counter() - start) / len(images)
     out = []
-    for (field, target, budget, _), report in zip(started, reports):
-        field.cpu()
+    for s, report in zip(started, reports):
+        s.field.cpu()
         try:
-            out.append(_finish(field, target, budget, layout_code, report, options, fit_seconds))
+            out.append(_finish(s.field, s.target, s.budget, layout_code, report, options, fit_seconds))
         except SnfInputError as exc:
             out.append(exc)
     return out
 
 
-def _start(pixels: np.ndarray, options: LatentOptions) -> tuple[LatentField, torch.Tensor, int | None, float]:
-    """A new field for (H, W, C) uint8 ``pixels`` (drawn from the seed on the CPU), the target (H, W, C) float32
-    in [0, 1], the byte budget (None: λ given) and the file's bits outside its latents (:func:`fixed_bits`);
-    refuses a rate too low for the networks."""
+class _Start(NamedTuple):
+    """What a fit starts from: the new field (drawn from the seed on the CPU), the target (H, W, C) float32 in
+    [0, 1], the byte budget (None: λ given) and the file's bits outside its latents (:func:`fixed_bits`)."""
+    field: LatentField
+    target: torch.Tensor
+    budget: int | None
+    network_bits: float
+
+
+def _start(pixels: np.ndarray, options: LatentOptions) -> _Start:
+    """The start of a fit of (H, W, C) uint8 ``pixels``; refuses a rate too low for the networks."""
     H, W, C = pixels.shape
     torch.manual_seed(options.seed)
     field = LatentField(H, W, C, options.config, options.alpha, torch.Generator().manual_seed(options.seed))
@@ -310,7 +319,7 @@ def _start(pixels: np.ndarray, options: LatentOptions) -> tuple[LatentField, tor
     if budget is not None and 8 * budget < 1.2 * network_bits:
         raise SnfInputError(f"the rate is too low for a {W}x{H} image ({budget} bytes); ask for at least "
                             f"{1.2 * network_bits / (H * W):.3g} bpp")
-    return field, target, budget, network_bits
+    return _Start(field, target, budget, network_bits)
 
 
 def _train_options(options: LatentOptions, network_bits: float, exact_bits) -> TrainOptions:
