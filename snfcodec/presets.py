@@ -236,6 +236,12 @@ LATENT_HALF_SCALE_BPP = 0.3
 # but 009 ended 27 % under its target (the rounded rate fell 0.273 → 0.173 bpp within 100 steps of the switch, as the
 # context model relearned the fixed latents after λ had risen 6× against an overestimate; docs/latent.md).
 LATENT_HALF_SCALE_STEPS = 800
+# Longer runs, up to the slow effort's, start at 1:2 at rates up to LATENT_HALF_SCALE_LONG_BPP: at 0.125 bpp and
+# 2,000 steps six training-side photos gained +0.17 dB on average (5 of 6 up, 009 −0.01, which lands at its rate
+# there), each in 0.41–0.67 of the fitting time (docs/latent.md, "The slow effort from 1:2 at 0.125 bpp");
+# placebo's 10,000 steps are not measured.
+LATENT_HALF_SCALE_LONG_BPP = 0.15
+LATENT_HALF_SCALE_LONG_STEPS = 2000
 
 
 # encode_many trains latent images of one size and rate together (latent.train.train_batch) where one alone would
@@ -261,10 +267,12 @@ def latent_lr(steps: int, bpp: float | None = None) -> float:
 def latent_config(H: int, W: int, bpp: float | None = None, steps: int = LATENT_STEPS["default"]):
     """The latent field's shape for an H×W image at ``bpp`` (None: a λ given directly) fitted in ``steps``: levels
     down to a coarsest grid of about 8 latents a side, from 1:2 at rates up to LATENT_HALF_SCALE_BPP in runs of up
-    to LATENT_HALF_SCALE_STEPS, else from 1:1."""
+    to LATENT_HALF_SCALE_STEPS and up to LATENT_HALF_SCALE_LONG_BPP in runs of up to LATENT_HALF_SCALE_LONG_STEPS,
+    else from 1:1."""
     from .latent.field import LatentConfig
     levels = max(1, min(7, int(math.log2(max(1, min(H, W) // 4))) + 1))
-    half = bpp is not None and bpp <= LATENT_HALF_SCALE_BPP and steps <= LATENT_HALF_SCALE_STEPS
+    half = bpp is not None and (bpp <= LATENT_HALF_SCALE_BPP and steps <= LATENT_HALF_SCALE_STEPS
+                                or bpp <= LATENT_HALF_SCALE_LONG_BPP and steps <= LATENT_HALF_SCALE_LONG_STEPS)
     first = 1 if half and levels > 1 else 0
     return LatentConfig(levels=levels - first, first=first)
 

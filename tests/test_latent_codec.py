@@ -346,7 +346,9 @@ def test_a_field_from_half_scale_round_trips_and_says_so(photo48, resign):
 
 def test_the_presets_start_at_half_scale_at_low_rates_only():
     low, high, given = (presets.latent_config(512, 768, bpp) for bpp in (0.25, 0.5, None))
-    long_run = presets.latent_config(512, 768, 0.25, presets.LATENT_STEPS["slow"])
-    assert (low.first, high.first, given.first, long_run.first) == (1, 0, 0, 0)
+    long_run, long_low, longest_low = (presets.latent_config(512, 768, bpp, presets.LATENT_STEPS[effort])
+                                       for bpp, effort in ((0.25, "slow"), (0.125, "slow"), (0.125, "placebo")))
+    assert (low.first, high.first, given.first) == (1, 0, 0)
+    assert (long_run.first, long_low.first, longest_low.first) == (0, 1, 0)
     # the coarsest level is the same size either way
     assert low.first + low.levels == high.first + high.levels
