@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .field import FieldConfig
 from .grid import TileLayout
 from .latent import bands
+from .latent.field import LatentConfig
 from .latent.train import SHORT_RUN_STEPS
 
 # Expected cost of one parameter after quantization-aware fine-tuning and entropy coding: the network is sized
@@ -269,7 +270,6 @@ def latent_config(H: int, W: int, bpp: float | None = None, steps: int = LATENT_
     down to a coarsest grid of about 8 latents a side, from 1:2 at rates up to LATENT_HALF_SCALE_BPP in runs of up
     to LATENT_HALF_SCALE_STEPS and up to LATENT_HALF_SCALE_LONG_BPP in runs of up to LATENT_HALF_SCALE_LONG_STEPS,
     else from 1:1."""
-    from .latent.field import LatentConfig
     levels = max(1, min(7, int(math.log2(max(1, min(H, W) // 4))) + 1))
     half = bpp is not None and (bpp <= LATENT_HALF_SCALE_BPP and steps <= LATENT_HALF_SCALE_STEPS
                                 or bpp <= LATENT_HALF_SCALE_LONG_BPP and steps <= LATENT_HALF_SCALE_LONG_STEPS)
